@@ -1,0 +1,183 @@
+//! The one error type of the engine. Every variant names what it concerns (the parameter, the
+//! topic, the partition, the broker list) so the front ends can show it as is.
+
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine.
+///
+/// Display texts are written for someone at a SQL prompt: they say what was expected, what was
+/// found and where, and never contain a credential.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A parameter has a value that can't be used. `parameter` is the name the user wrote
+    /// (`brokers`, `timeout`, `topic`, …); `reason` says what was expected and what was found.
+    #[error("invalid {parameter}: {reason}")]
+    InvalidParameter {
+        /// The parameter's name as the user spells it.
+        parameter: String,
+        /// What was expected, and what was found.
+        reason: String,
+    },
+
+    /// A librdkafka property in `config` is refused because it would give kafkars a side
+    /// effect on the cluster (committing offsets, creating topics).
+    #[error("config property '{key}' is not allowed: {reason}")]
+    ForbiddenConfig {
+        /// The property name.
+        key: String,
+        /// Why it is refused and what to do instead.
+        reason: String,
+    },
+
+    /// librdkafka refused the client configuration (an unknown property or a bad value).
+    #[error("invalid Kafka client configuration: {message}")]
+    ClientCreation {
+        /// librdkafka's explanation, with any secret values removed.
+        message: String,
+    },
+
+    /// No broker of the bootstrap list answered a metadata request within the timeout.
+    #[error(
+        "could not reach Kafka brokers {brokers} within {}: {reason} \
+         (check the 'brokers' parameter and that the brokers are running)",
+        format_duration(*.timeout)
+    )]
+    BrokersUnreachable {
+        /// The bootstrap list that was tried.
+        brokers: String,
+        /// How long the request waited.
+        timeout: Duration,
+        /// librdkafka's reason.
+        reason: String,
+    },
+
+    /// The topic does not exist on the cluster.
+    #[error("topic '{topic}' does not exist on Kafka brokers {brokers}")]
+    UnknownTopic {
+        /// The topic as the user wrote it.
+        topic: String,
+        /// The bootstrap list that was asked.
+        brokers: String,
+    },
+
+    /// The cluster returned an error for a topic's metadata (not authorized, leader not
+    /// available, …).
+    #[error("metadata request for topic '{topic}' on Kafka brokers {brokers} failed: {code}")]
+    TopicMetadata {
+        /// The topic concerned.
+        topic: String,
+        /// The bootstrap list that was asked.
+        brokers: String,
+        /// The broker's error code.
+        code: RDKafkaErrorCode,
+    },
+
+    /// A metadata request failed for a reason other than unreachable brokers (authentication,
+    /// authorization, …).
+    #[error("metadata request{} to Kafka brokers {brokers} failed: {reason}", for_topic(topic.as_deref()))]
+    MetadataFetch {
+        /// The topic asked about, when the request concerned one.
+        topic: Option<String>,
+        /// The bootstrap list that was asked.
+        brokers: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// Looking up offsets (watermarks, timestamps) failed for a topic or one of its partitions.
+    #[error("offset lookup for {} on Kafka brokers {brokers} failed: {reason}", describe_partition(topic, *.partition))]
+    OffsetFetch {
+        /// The topic concerned.
+        topic: String,
+        /// The partition concerned, when the failure is specific to one.
+        partition: Option<i32>,
+        /// The bootstrap list that was asked.
+        brokers: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// The librdkafka error code behind this error, when there is one.
+    pub fn kafka_code(&self) -> Option<RDKafkaErrorCode> {
+        match self {
+            Error::TopicMetadata { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// Describe the reason carried by a librdkafka error in a few words.
+pub(crate) fn kafka_reason(error: &KafkaError) -> String {
+    match error.rdkafka_error_code() {
+        Some(code) => code.to_string(),
+        None => error.to_string(),
+    }
+}
+
+fn for_topic(topic: Option<&str>) -> String {
+    topic
+        .map(|topic| format!(" for topic '{topic}'"))
+        .unwrap_or_default()
+}
+
+fn describe_partition(topic: &str, partition: Option<i32>) -> String {
+    match partition {
+        Some(partition) => format!("topic '{topic}' partition {partition}"),
+        None => format!("topic '{topic}'"),
+    }
+}
+
+/// Format a duration the way users write it: `3s`, `1.5s`, `250ms`.
+pub(crate) fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis % 1000 == 0 {
+        format!("{}s", millis / 1000)
+    } else if millis >= 1000 {
+        format!("{}s", duration.as_secs_f64())
+    } else {
+        format!("{millis}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_format_duration_units() {
+        assert_eq!(format_duration(Duration::from_secs(3)), "3s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+    }
+
+    #[test]
+    fn test_error_display_names_what_and_where() {
+        let error = Error::BrokersUnreachable {
+            brokers: "127.0.0.1:1".into(),
+            timeout: Duration::from_secs(3),
+            reason: "Local: Broker transport failure".into(),
+        };
+        let text = error.to_string();
+        assert!(text.contains("127.0.0.1:1"), "{text}");
+        assert!(text.contains("within 3s"), "{text}");
+
+        let error = Error::OffsetFetch {
+            topic: "events".into(),
+            partition: Some(4),
+            brokers: "b:9092".into(),
+            reason: "leader not available".into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "offset lookup for topic 'events' partition 4 on Kafka brokers b:9092 failed: leader not available"
+        );
+    }
+}

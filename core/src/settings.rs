@@ -1,0 +1,492 @@
+//! Client settings shared by every Kafka client the engine creates: the bootstrap brokers, how
+//! long to wait for them, and the user's librdkafka properties — checked so that no client can
+//! commit offsets, join a group or create topics, and printable without leaking credentials.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+
+use crate::error::{Error, Result};
+
+/// Bootstrap brokers used when neither the `brokers` parameter, the `bootstrap.servers`
+/// property nor the `KAFKA_BOOTSTRAP_SERVERS` environment variable says otherwise.
+pub const DEFAULT_BROKERS: &str = "localhost:9092";
+
+/// How long to wait for brokers and metadata when no `timeout` is given.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The environment variable consulted for the bootstrap brokers.
+const BROKERS_ENV: &str = "KAFKA_BOOTSTRAP_SERVERS";
+
+/// librdkafka properties that name the bootstrap brokers; they are folded into `brokers`.
+const BROKER_PROPERTIES: [&str; 2] = ["bootstrap.servers", "metadata.broker.list"];
+
+/// Properties kafkars pins to `false` because any other value would change the cluster:
+/// committing or storing offsets, or creating topics on first use.
+const PINNED_OFF: [(&str, &str); 3] = [
+    (
+        "enable.auto.commit",
+        "kafkars never commits offsets; remove it or set it to 'false'",
+    ),
+    (
+        "enable.auto.offset.store",
+        "kafkars never stores offsets; remove it or set it to 'false'",
+    ),
+    (
+        "allow.auto.create.topics",
+        "kafkars never creates topics; remove it or set it to 'false'",
+    ),
+];
+
+/// Validated settings for a Kafka client. Build them with [`ClientSettings::builder`].
+///
+/// `Debug` shows the properties with credentials replaced by `***`.
+#[derive(Clone)]
+pub struct ClientSettings {
+    brokers: String,
+    timeout: Duration,
+    properties: BTreeMap<String, String>,
+}
+
+/// Builder for [`ClientSettings`].
+#[derive(Default, Clone)]
+pub struct ClientSettingsBuilder {
+    brokers: Option<String>,
+    timeout: Option<Duration>,
+    properties: Vec<(String, String)>,
+    brokers_from_env: Option<Option<String>>,
+}
+
+impl ClientSettings {
+    /// Start building settings.
+    pub fn builder() -> ClientSettingsBuilder {
+        ClientSettingsBuilder::default()
+    }
+
+    /// The bootstrap broker list, as it will be given to librdkafka.
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// How long a request may wait for the brokers before it fails.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The user's librdkafka properties (without the bootstrap list).
+    pub fn properties(&self) -> &BTreeMap<String, String> {
+        &self.properties
+    }
+
+    /// The librdkafka configuration for a client that only reads: the user's properties, the
+    /// bootstrap list, and the side-effect switches pinned off.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config.set("bootstrap.servers", &self.brokers);
+        for (key, _) in PINNED_OFF {
+            config.set(key, "false");
+        }
+        config
+    }
+
+    /// Replace every credential value that occurs in `text` by `***`, so that messages coming
+    /// back from librdkafka can be shown safely.
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for (key, value) in &self.properties {
+            if is_secret_property(key) && !value.is_empty() {
+                text = text.replace(value.as_str(), "***");
+            }
+        }
+        text
+    }
+}
+
+impl fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(key, value)| {
+                let shown = if is_secret_property(key) {
+                    "***"
+                } else {
+                    value
+                };
+                (key.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("ClientSettings")
+            .field("brokers", &self.brokers)
+            .field("timeout", &self.timeout)
+            .field("properties", &properties)
+            .finish()
+    }
+}
+
+impl ClientSettingsBuilder {
+    /// The bootstrap brokers, `host:port[,host:port…]`. Overrides `KAFKA_BOOTSTRAP_SERVERS`.
+    pub fn brokers(mut self, brokers: impl Into<String>) -> Self {
+        self.brokers = Some(brokers.into());
+        self
+    }
+
+    /// How long to wait for brokers and metadata before failing (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// One librdkafka property. Later values of the same key win.
+    pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.push((key.into(), value.into()));
+        self
+    }
+
+    /// Several librdkafka properties, as from a SQL `MAP` or a Python `dict`.
+    pub fn properties<K, V>(mut self, properties: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.properties
+            .extend(properties.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    /// Use this value instead of reading `KAFKA_BOOTSTRAP_SERVERS` (for tests).
+    pub fn brokers_from_env(mut self, value: Option<String>) -> Self {
+        self.brokers_from_env = Some(value);
+        self
+    }
+
+    /// Check everything and produce the settings.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidParameter`] for a malformed broker list, a zero timeout, an empty
+    ///   property name, or `brokers` contradicting `bootstrap.servers`;
+    /// - [`Error::ForbiddenConfig`] for a property that would commit offsets or create topics.
+    pub fn build(self) -> Result<ClientSettings> {
+        let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        if timeout.is_zero() {
+            return Err(Error::InvalidParameter {
+                parameter: "timeout".into(),
+                reason: "expected a positive interval, found 0".into(),
+            });
+        }
+
+        let mut properties = BTreeMap::new();
+        let mut brokers_from_config: Option<(String, String)> = None;
+        for (key, value) in self.properties {
+            let key = key.trim().to_owned();
+            if key.is_empty() {
+                return Err(Error::InvalidParameter {
+                    parameter: "config".into(),
+                    reason: "a property name is empty".into(),
+                });
+            }
+            if let Some((_, reason)) = PINNED_OFF.iter().find(|(name, _)| *name == key) {
+                if !value.trim().eq_ignore_ascii_case("false") {
+                    return Err(Error::ForbiddenConfig {
+                        key,
+                        reason: (*reason).into(),
+                    });
+                }
+                continue;
+            }
+            if BROKER_PROPERTIES.contains(&key.as_str()) {
+                brokers_from_config = Some((key, value));
+                continue;
+            }
+            properties.insert(key, value);
+        }
+
+        let env = match self.brokers_from_env {
+            Some(value) => value,
+            None => std::env::var(BROKERS_ENV).ok(),
+        };
+        let brokers = resolve_brokers(self.brokers, brokers_from_config, env)?;
+        Ok(ClientSettings {
+            brokers,
+            timeout,
+            properties,
+        })
+    }
+}
+
+/// Pick the bootstrap list: the `brokers` parameter, else the `bootstrap.servers` property, else
+/// the environment, else [`DEFAULT_BROKERS`]; then check its shape.
+fn resolve_brokers(
+    parameter: Option<String>,
+    from_config: Option<(String, String)>,
+    from_env: Option<String>,
+) -> Result<String> {
+    let (name, raw) = match (parameter, from_config) {
+        (Some(parameter), Some((key, configured))) => {
+            let parameter = normalize_broker_list("brokers", &parameter)?;
+            let configured = normalize_broker_list(&format!("config '{key}'"), &configured)?;
+            if parameter != configured {
+                return Err(Error::InvalidParameter {
+                    parameter: "brokers".into(),
+                    reason: format!(
+                        "'{parameter}' contradicts config '{key}' = '{configured}'; give the brokers once"
+                    ),
+                });
+            }
+            return Ok(parameter);
+        }
+        (Some(parameter), None) => ("brokers".to_owned(), parameter),
+        (None, Some((key, configured))) => (format!("config '{key}'"), configured),
+        (None, None) => match from_env.filter(|value| !value.trim().is_empty()) {
+            Some(value) => (BROKERS_ENV.to_owned(), value),
+            None => ("brokers".to_owned(), DEFAULT_BROKERS.to_owned()),
+        },
+    };
+    normalize_broker_list(&name, &raw)
+}
+
+/// Check a `host:port[,host:port…]` list and return it without stray spaces.
+fn normalize_broker_list(parameter: &str, raw: &str) -> Result<String> {
+    let invalid = |reason: String| Error::InvalidParameter {
+        parameter: parameter.to_owned(),
+        reason,
+    };
+    if raw.trim().is_empty() {
+        return Err(invalid(
+            "expected a comma-separated list of host:port, found an empty string".into(),
+        ));
+    }
+    let mut brokers = Vec::new();
+    for entry in raw.split(',') {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            return Err(invalid(format!(
+                "expected a comma-separated list of host:port, found an empty entry in '{raw}'"
+            )));
+        }
+        // librdkafka accepts an optional `protocol://` prefix on each entry.
+        let address = entry.split_once("://").map_or(entry, |(_, rest)| rest);
+        let Some((host, port)) = address.rsplit_once(':') else {
+            return Err(invalid(format!(
+                "expected host:port, found '{entry}' without a port"
+            )));
+        };
+        let host_ok = !host.is_empty()
+            && (host.starts_with('[') && host.ends_with(']')
+                || !host.contains(|c: char| c.is_whitespace() || c == '/' || c == ':'));
+        if !host_ok {
+            return Err(invalid(format!(
+                "expected host:port, found '{entry}' with an invalid host"
+            )));
+        }
+        match port.parse::<u16>() {
+            Ok(port) if port > 0 => {}
+            _ => {
+                return Err(invalid(format!(
+                    "expected host:port with a port in 1..65535, found '{entry}'"
+                )))
+            }
+        }
+        brokers.push(entry);
+    }
+    Ok(brokers.join(","))
+}
+
+/// Whether a librdkafka property holds a credential that must never be shown.
+pub(crate) fn is_secret_property(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "sasl.oauthbearer.config",
+        "ssl.key.pem",
+        "ssl_key",
+    ]
+    .iter()
+    .any(|marker| key.contains(marker))
+}
+
+/// Convert a duration given in microseconds (DuckDB's INTERVAL unit) for `parameter`,
+/// refusing negative values.
+pub fn duration_from_micros(parameter: &str, micros: i64) -> Result<Duration> {
+    u64::try_from(micros)
+        .map(Duration::from_micros)
+        .map_err(|_| Error::InvalidParameter {
+            parameter: parameter.to_owned(),
+            reason: format!(
+                "expected a non-negative interval, found -{}",
+                crate::error::format_duration(Duration::from_micros(micros.unsigned_abs()))
+            ),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(builder: ClientSettingsBuilder) -> Result<ClientSettings> {
+        builder.brokers_from_env(None).build()
+    }
+
+    #[test]
+    fn test_settings_defaults() {
+        let settings = build(ClientSettings::builder()).unwrap();
+        assert_eq!(settings.brokers(), DEFAULT_BROKERS);
+        assert_eq!(settings.timeout(), DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn test_settings_broker_precedence() {
+        let from_env = ClientSettings::builder()
+            .brokers_from_env(Some("env:1".into()))
+            .build()
+            .unwrap();
+        assert_eq!(from_env.brokers(), "env:1");
+
+        let from_config = ClientSettings::builder()
+            .brokers_from_env(Some("env:1".into()))
+            .property("bootstrap.servers", "conf:2")
+            .build()
+            .unwrap();
+        assert_eq!(from_config.brokers(), "conf:2");
+
+        let from_parameter = ClientSettings::builder()
+            .brokers_from_env(Some("env:1".into()))
+            .brokers("param:3")
+            .build()
+            .unwrap();
+        assert_eq!(from_parameter.brokers(), "param:3");
+    }
+
+    #[test]
+    fn test_settings_brokers_conflicting_with_config() {
+        let error = build(
+            ClientSettings::builder()
+                .brokers("a:1")
+                .property("bootstrap.servers", "b:2"),
+        )
+        .unwrap_err();
+        assert!(error
+            .to_string()
+            .contains("contradicts config 'bootstrap.servers'"));
+
+        // The same list given twice is fine.
+        let same = build(
+            ClientSettings::builder()
+                .brokers("a:1, b:2")
+                .property("bootstrap.servers", "a:1,b:2"),
+        )
+        .unwrap();
+        assert_eq!(same.brokers(), "a:1,b:2");
+    }
+
+    #[test]
+    fn test_settings_malformed_brokers() {
+        for bad in [
+            "",
+            " ",
+            "localhost",
+            "a:1,,b:2",
+            "a:0",
+            "a:99999",
+            "a:x",
+            ":9092",
+            "a b:1",
+        ] {
+            let error = build(ClientSettings::builder().brokers(bad)).unwrap_err();
+            let text = error.to_string();
+            assert!(text.starts_with("invalid brokers:"), "{bad:?} gave {text}");
+        }
+        for good in [
+            "127.0.0.1:19092",
+            "a:1,b:2",
+            "[::1]:9092",
+            "SASL_SSL://h:9093",
+        ] {
+            build(ClientSettings::builder().brokers(good)).unwrap();
+        }
+    }
+
+    #[test]
+    fn test_settings_side_effects_refused() {
+        for key in [
+            "enable.auto.commit",
+            "enable.auto.offset.store",
+            "allow.auto.create.topics",
+        ] {
+            let error = build(ClientSettings::builder().property(key, "true")).unwrap_err();
+            assert!(
+                matches!(&error, Error::ForbiddenConfig { key: k, .. } if k == key),
+                "{error}"
+            );
+            // Saying what kafkars does anyway is allowed.
+            build(ClientSettings::builder().property(key, "FALSE")).unwrap();
+        }
+    }
+
+    #[test]
+    fn test_settings_client_config_pins_side_effects_off() {
+        let settings = build(
+            ClientSettings::builder()
+                .brokers("h:1")
+                .property("client.id", "me")
+                .property("enable.auto.commit", "false"),
+        )
+        .unwrap();
+        let config = settings.client_config();
+        assert_eq!(config.get("bootstrap.servers"), Some("h:1"));
+        assert_eq!(config.get("client.id"), Some("me"));
+        assert_eq!(config.get("enable.auto.commit"), Some("false"));
+        assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(config.get("allow.auto.create.topics"), Some("false"));
+    }
+
+    #[test]
+    fn test_settings_zero_timeout_refused() {
+        let error = build(ClientSettings::builder().timeout(Duration::ZERO)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid timeout: expected a positive interval, found 0"
+        );
+    }
+
+    #[test]
+    fn test_settings_debug_and_redact_hide_credentials() {
+        let settings = build(
+            ClientSettings::builder()
+                .property("sasl.username", "alice")
+                .property("sasl.password", "hunter2")
+                .property("ssl.key.password", "s3cr3t"),
+        )
+        .unwrap();
+        let debug = format!("{settings:?}");
+        assert!(debug.contains("alice"), "{debug}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("s3cr3t"),
+            "{debug}"
+        );
+        assert_eq!(
+            settings.redact("bad value hunter2 and s3cr3t"),
+            "bad value *** and ***"
+        );
+    }
+
+    #[test]
+    fn test_duration_from_micros() {
+        assert_eq!(
+            duration_from_micros("timeout", 3_000_000).unwrap(),
+            Duration::from_secs(3)
+        );
+        let error = duration_from_micros("lookback", -2_000_000).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid lookback: expected a non-negative interval, found -2s"
+        );
+    }
+}
