@@ -1,0 +1,106 @@
+use libduckdb_sys as ffi;
+
+/// The output chunk a table function's scan fills.
+pub struct DataChunk(ffi::duckdb_data_chunk);
+
+impl DataChunk {
+    pub(crate) fn from_raw(raw: ffi::duckdb_data_chunk) -> Self {
+        Self(raw)
+    }
+
+    /// How many rows a chunk holds at most (DuckDB's vector size, 2048).
+    pub fn capacity() -> usize {
+        // SAFETY: no preconditions.
+        unsafe { ffi::duckdb_vector_size() as usize }
+    }
+
+    /// The output vector of the `column`-th projected column.
+    pub fn vector(&self, column: usize) -> Vector {
+        // SAFETY: the chunk is live for the scan call; DuckDB bounds-checks nothing, so callers
+        // only pass indexes of columns they declared.
+        Vector(unsafe { ffi::duckdb_data_chunk_get_vector(self.0, column as ffi::idx_t) })
+    }
+
+    /// Set how many rows were written. A scan that leaves 0 rows ends the table function.
+    pub fn set_len(&mut self, rows: usize) {
+        // SAFETY: the chunk is live; `rows` never exceeds `capacity()` by construction.
+        unsafe { ffi::duckdb_data_chunk_set_size(self.0, rows as ffi::idx_t) }
+    }
+}
+
+/// One output column of a chunk.
+#[derive(Clone, Copy)]
+pub struct Vector(ffi::duckdb_vector);
+
+impl Vector {
+    /// Write text (VARCHAR) or bytes (BLOB) into `row`; DuckDB copies them.
+    pub fn set_bytes(&self, row: usize, bytes: &[u8]) {
+        // SAFETY: the vector is live and `row` < chunk capacity; DuckDB copies `bytes`.
+        unsafe {
+            ffi::duckdb_vector_assign_string_element_len(
+                self.0,
+                row as ffi::idx_t,
+                bytes.as_ptr().cast(),
+                bytes.len() as ffi::idx_t,
+            )
+        }
+    }
+
+    /// Write a fixed-width value into `row`.
+    ///
+    /// # Safety
+    /// `T` must be the physical type of the column (`i32` for INTEGER, `i64` for BIGINT and
+    /// TIMESTAMP, `bool` for BOOLEAN) and `row` below the chunk capacity.
+    pub unsafe fn set<T: Copy>(&self, row: usize, value: T) {
+        let data = ffi::duckdb_vector_get_data(self.0).cast::<T>();
+        data.add(row).write(value);
+    }
+
+    /// Mark `row` NULL.
+    pub fn set_null(&self, row: usize) {
+        // SAFETY: the vector is live; ensure_validity_writable allocates the mask if needed.
+        unsafe {
+            ffi::duckdb_vector_ensure_validity_writable(self.0);
+            let validity = ffi::duckdb_vector_get_validity(self.0);
+            ffi::duckdb_validity_set_row_invalid(validity, row as ffi::idx_t);
+        }
+    }
+
+    /// A writer for a LIST column.
+    pub fn list(&self) -> ListWriter {
+        ListWriter {
+            list: self.0,
+            len: 0,
+        }
+    }
+}
+
+/// Appends rows to a LIST vector: each row's elements go to the end of the child vector and
+/// the row's entry records where they lie.
+pub struct ListWriter {
+    list: ffi::duckdb_vector,
+    len: u64,
+}
+
+impl ListWriter {
+    /// Write a LIST of fixed-width elements into `row`.
+    ///
+    /// # Safety
+    /// `T` must be the physical type of the list's child column, and `row` below the chunk
+    /// capacity.
+    pub unsafe fn set<T: Copy>(&mut self, row: usize, elements: &[T]) {
+        let offset = self.len;
+        let length = elements.len() as u64;
+        ffi::duckdb_list_vector_reserve(self.list, offset + length);
+        // The child's buffer may move on reserve: look it up afterwards.
+        let child = ffi::duckdb_list_vector_get_child(self.list);
+        let data = ffi::duckdb_vector_get_data(child).cast::<T>();
+        std::ptr::copy_nonoverlapping(elements.as_ptr(), data.add(offset as usize), elements.len());
+        self.len = offset + length;
+        ffi::duckdb_list_vector_set_size(self.list, self.len);
+        let entries = ffi::duckdb_vector_get_data(self.list).cast::<ffi::duckdb_list_entry>();
+        entries
+            .add(row)
+            .write(ffi::duckdb_list_entry { offset, length });
+    }
+}

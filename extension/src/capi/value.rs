@@ -1,0 +1,67 @@
+use std::ffi::CStr;
+
+use libduckdb_sys as ffi;
+
+/// An owned DuckDB value, as handed to a table function's bind for one of its arguments.
+pub struct Value(ffi::duckdb_value);
+
+impl Value {
+    /// Take ownership of a value returned by the C API; `None` for a null pointer (a named
+    /// parameter that was not given).
+    ///
+    /// # Safety
+    /// `raw` must be null or a value the caller owns and nobody else destroys.
+    pub(crate) unsafe fn from_raw(raw: ffi::duckdb_value) -> Option<Self> {
+        (!raw.is_null()).then_some(Self(raw))
+    }
+
+    /// Whether the value is SQL NULL. Must be checked before reading: reading a NULL through
+    /// the typed getters is an internal error in DuckDB.
+    pub fn is_null(&self) -> bool {
+        // SAFETY: self.0 is a live value.
+        unsafe { ffi::duckdb_is_null_value(self.0) }
+    }
+
+    /// The value as text (VARCHAR parameters, MAP keys and values).
+    pub fn to_text(&self) -> String {
+        // SAFETY: self.0 is live; the returned string is owned by us and freed with duckdb_free.
+        unsafe {
+            let raw = ffi::duckdb_get_varchar(self.0);
+            if raw.is_null() {
+                return String::new();
+            }
+            let text = CStr::from_ptr(raw).to_string_lossy().into_owned();
+            ffi::duckdb_free(raw.cast());
+            text
+        }
+    }
+
+    /// An INTERVAL as `(months, days, micros)`.
+    pub fn to_interval(&self) -> (i32, i32, i64) {
+        // SAFETY: self.0 is live; the parameter was declared INTERVAL so DuckDB cast it.
+        let interval = unsafe { ffi::duckdb_get_interval(self.0) };
+        (interval.months, interval.days, interval.micros)
+    }
+
+    /// The entries of a MAP value, in order.
+    pub fn map_entries(&self) -> Vec<(Value, Value)> {
+        // SAFETY: self.0 is a live MAP value; the key/value getters return owned values.
+        unsafe {
+            let size = ffi::duckdb_get_map_size(self.0);
+            (0..size)
+                .filter_map(|index| {
+                    let key = Value::from_raw(ffi::duckdb_get_map_key(self.0, index))?;
+                    let value = Value::from_raw(ffi::duckdb_get_map_value(self.0, index))?;
+                    Some((key, value))
+                })
+                .collect()
+        }
+    }
+}
+
+impl Drop for Value {
+    fn drop(&mut self) {
+        // SAFETY: we own the value and destroy it once.
+        unsafe { ffi::duckdb_destroy_value(&mut self.0) }
+    }
+}
