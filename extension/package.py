@@ -37,7 +37,9 @@ def field(text: str) -> bytes:
 def duckdb_platform() -> str:
     """DuckDB's name for this platform, e.g. ``linux_amd64``."""
     machine = platform.machine().lower()
-    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        machine, machine
+    )
     system = {"darwin": "osx"}.get(sys.platform, sys.platform.rstrip("0123456789"))
     return f"{system}_{arch}"
 
@@ -75,7 +77,8 @@ def main() -> int:
     partial = args.output.with_suffix(".partial")
     partial.write_bytes(library + footer(args.version, args.platform))
     os.replace(partial, args.output)
-    print(f"wrote {args.output} ({args.output.stat().st_size} bytes, {args.platform}, C API {C_API_VERSION})")
+    size = args.output.stat().st_size
+    print(f"wrote {args.output} ({size} bytes, {args.platform}, C API {C_API_VERSION})")
     return 0
 
 

@@ -1,0 +1,97 @@
+"""kafkars: read Apache Kafka topics into DuckDB and Arrow, in timestamp order.
+
+The package carries a DuckDB extension (``kafka_scan``, ``kafka_topics``,
+``kafka_partitions``) and helpers to load it::
+
+    import kafkars
+
+    con = kafkars.connect()
+    con.sql("SELECT * FROM kafka_partitions('events', brokers := '127.0.0.1:19092')").show()
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from kafkars._internal import __version__, librdkafka_version
+
+__all__ = [
+    "__version__",
+    "connect",
+    "extension_path",
+    "librdkafka_version",
+    "load_extension",
+]
+
+_EXTENSION_FILE = "kafkars.duckdb_extension"
+_EXTENSION_PATH_ENV = "KAFKARS_EXTENSION_PATH"
+# The first rows of a streaming scan should reach Python after one chunk, not after DuckDB's
+# default 10 MB of results have piled up.
+_STREAMING_BUFFER_SIZE = "100KB"
+
+
+def extension_path() -> str:
+    """Return the path of the ``kafkars.duckdb_extension`` file shipped in this package.
+
+    The environment variable ``KAFKARS_EXTENSION_PATH`` overrides it (for development builds).
+
+    Raises:
+        FileNotFoundError: if the file is missing (a source checkout before ``make build``).
+    """
+    override = os.environ.get(_EXTENSION_PATH_ENV)
+    path = Path(override) if override else Path(__file__).with_name(_EXTENSION_FILE)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"kafkars DuckDB extension not found at {path}; build it with 'make build'"
+            + (f" or fix {_EXTENSION_PATH_ENV}" if override else "")
+        )
+    return str(path)
+
+
+def load_extension(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Load the kafkars extension into ``con`` and return ``con``.
+
+    The connection's database must allow unsigned extensions: create it with
+    ``duckdb.connect(config={"allow_unsigned_extensions": True})``, or use :func:`connect`.
+
+    Raises:
+        FileNotFoundError: if the extension file is missing.
+        duckdb.Error: if DuckDB refuses the extension; the message says how to allow it.
+    """
+    path = extension_path()
+    try:
+        con.load_extension(path)
+    except duckdb.Error as error:
+        message = str(error).lower()
+        if "unsigned" in message or "signature" in message:
+            raise type(error)(
+                f"{error}\nkafkars is an unsigned extension: create the connection with "
+                "duckdb.connect(config={'allow_unsigned_extensions': True}) "
+                "or use kafkars.connect()"
+            ) from error
+        raise
+    return con
+
+
+def connect(
+    database: str = ":memory:",
+    *,
+    read_only: bool = False,
+    config: dict[str, Any] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB connection with the kafkars extension loaded and streaming tuned.
+
+    Arguments are those of :func:`duckdb.connect`; ``allow_unsigned_extensions`` is switched
+    on. The connection's ``streaming_buffer_size`` is lowered so that the first rows of a
+    streaming query (``con.sql(q).to_arrow_reader()``) arrive promptly.
+    """
+    settings = dict(config or {})
+    settings["allow_unsigned_extensions"] = True
+    con = duckdb.connect(database, read_only=read_only, config=settings)
+    load_extension(con)
+    con.execute(f"SET streaming_buffer_size = '{_STREAMING_BUFFER_SIZE}'")
+    return con

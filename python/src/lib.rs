@@ -1,0 +1,20 @@
+//! `kafkars._internal`: the compiled half of the Python package.
+//!
+//! Bindings only: each function converts its arguments, calls `kafkars_core` and converts the
+//! result. Docstrings and conveniences live in the Python package (`kafkars/__init__.py`),
+//! and `kafkars/_internal.pyi` mirrors this module.
+
+use pyo3::prelude::*;
+
+/// The version of librdkafka compiled into kafkars, e.g. "2.12.1".
+#[pyfunction]
+fn librdkafka_version() -> String {
+    kafkars_core::librdkafka_version()
+}
+
+#[pymodule]
+fn _internal(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add_function(wrap_pyfunction!(librdkafka_version, module)?)?;
+    Ok(())
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install the Debian packages kafkars needs to build and test: a C toolchain and the headers
+# librdkafka is built against, Java and Maven for the local broker, and kcat for broker
+# readiness checks. Does nothing when everything is present; needs root (or sudo) otherwise.
+set -euo pipefail
+
+packages=(build-essential pkg-config cmake libssl-dev zlib1g-dev python3-venv
+          default-jdk-headless maven kcat curl)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$package")
+done
+# A JDK or Maven installed outside Debian's packages (e.g. a Temurin JDK) also does.
+if command -v java >/dev/null && command -v javac >/dev/null; then
+  missing=("${missing[@]/default-jdk-headless}")
+fi
+if command -v mvn >/dev/null; then
+  missing=("${missing[@]/maven}")
+fi
+read -r -a missing <<<"${missing[*]}"
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system packages: all present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "need root to install: ${missing[*]}" >&2; exit 1; }
+  sudo=sudo
+fi
+echo "system packages: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

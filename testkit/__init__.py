@@ -1,0 +1,1 @@
+"""Test helpers shared by the SQL logic tests and the Python tests."""
