@@ -44,10 +44,17 @@ def test_partitions_high_watermark_includes_transaction_markers(
     for i in range(3):
         producer.produce(topic, value=f"v{i}".encode(), partition=0)
     producer.commit_transaction(30)
-    rows = con.execute(
-        "SELECT low_watermark, high_watermark FROM kafka_partitions(?, brokers := ?)",
-        [topic, brokers],
-    ).fetchall()
+    # The coordinator writes the commit marker into the partition shortly after the commit
+    # returns; wait for it rather than race it.
+    deadline = time.monotonic() + 15
+    while True:
+        rows = con.execute(
+            "SELECT low_watermark, high_watermark FROM kafka_partitions(?, brokers := ?)",
+            [topic, brokers],
+        ).fetchall()
+        if rows != [(0, 3)] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     # Three records and one commit marker.
     assert rows == [(0, 4)]
 
