@@ -90,6 +90,40 @@ pub enum Error {
         reason: String,
     },
 
+    /// Reading messages failed for a reason librdkafka does not recover from (offset out of
+    /// range, topic deleted, not authorized, …).
+    #[error("reading {} from Kafka brokers {brokers} failed: {reason}", describe_partition(topic, *.partition))]
+    Fetch {
+        /// The topic concerned (empty when the error concerns the whole consumer).
+        topic: String,
+        /// The partition concerned, when the failure is specific to one.
+        partition: Option<i32>,
+        /// The bootstrap list.
+        brokers: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// A partition that still had messages to deliver sent nothing for the whole timeout.
+    #[error(
+        "no progress reading {} from Kafka brokers {brokers} for {}: offsets up to {stop} remain \
+         unread (are the brokers up? raise 'timeout' for slow clusters)",
+        describe_partition(topic, Some(*.partition)),
+        format_duration(*.timeout)
+    )]
+    Stalled {
+        /// The topic waited for.
+        topic: String,
+        /// The partition waited for.
+        partition: i32,
+        /// Its stop offset.
+        stop: i64,
+        /// The bootstrap list.
+        brokers: String,
+        /// How long the scan waited.
+        timeout: Duration,
+    },
+
     /// Looking up offsets (watermarks, timestamps) failed for a topic or one of its partitions.
     #[error("offset lookup for {} on Kafka brokers {brokers} failed: {reason}", describe_partition(topic, *.partition))]
     OffsetFetch {
@@ -129,9 +163,10 @@ fn for_topic(topic: Option<&str>) -> String {
 }
 
 fn describe_partition(topic: &str, partition: Option<i32>) -> String {
-    match partition {
-        Some(partition) => format!("topic '{topic}' partition {partition}"),
-        None => format!("topic '{topic}'"),
+    match (topic, partition) {
+        ("", _) => "messages".to_owned(),
+        (_, Some(partition)) => format!("topic '{topic}' partition {partition}"),
+        (_, None) => format!("topic '{topic}'"),
     }
 }
 

@@ -35,12 +35,24 @@
 //! ```
 
 mod error;
+mod fetch;
+mod merge;
 mod metadata;
+mod record;
+mod resolve;
+mod scan;
+mod selection;
 mod settings;
 mod topic_name;
 
 pub use error::{Error, Result};
+pub use fetch::BudgetSplit;
+pub use merge::OrderedMerge;
 pub use metadata::{MetadataClient, PartitionInfo, TopicInfo};
+pub use record::{Fields, Header, Record, TimestampType};
+pub use resolve::{bound_range, resolve_offsets, PartitionRange};
+pub use scan::{plan_scan, Scan, ScanOptions, DEFAULT_MAX_BUFFER_BYTES, MIN_MAX_BUFFER_BYTES};
+pub use selection::{ScanSelection, StartPolicy, TopicSelection};
 pub use settings::{
     duration_from_micros, ClientSettings, ClientSettingsBuilder, DEFAULT_BROKERS, DEFAULT_TIMEOUT,
 };

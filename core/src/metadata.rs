@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::metadata::Metadata;
+use rdkafka::metadata::{Metadata, MetadataTopic};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::{kafka_reason, Error, Result};
@@ -114,22 +114,7 @@ impl MetadataClient {
         crate::validate_topic_name("topic", topic)?;
         let deadline = Instant::now() + self.settings.timeout();
         let metadata = self.fetch_metadata(Some(topic), self.settings.timeout())?;
-        let Some(entry) = metadata.topics().iter().find(|t| t.name() == topic) else {
-            return Err(self.unknown_topic(topic));
-        };
-        if let Some(error) = entry.error() {
-            let code = RDKafkaErrorCode::from(error);
-            return Err(match code {
-                RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic => {
-                    self.unknown_topic(topic)
-                }
-                code => Error::TopicMetadata {
-                    topic: topic.to_owned(),
-                    brokers: self.settings.brokers().to_owned(),
-                    code,
-                },
-            });
-        }
+        let entry = checked_topic(&metadata, &self.settings, topic)?;
 
         let mut partitions: Vec<PartitionInfo> = entry
             .partitions()
@@ -146,119 +131,210 @@ impl MetadataClient {
             .collect();
         partitions.sort_by_key(|p| p.partition);
 
-        let ids: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
-        let low = self.list_offsets(topic, &ids, Offset::Beginning, deadline)?;
-        let high = self.list_offsets(topic, &ids, Offset::End, deadline)?;
+        let low = list_offsets(
+            &self.consumer,
+            &self.settings,
+            partitions
+                .iter()
+                .map(|p| (topic, p.partition, Offset::Beginning)),
+            deadline,
+        )?;
+        let high = list_offsets(
+            &self.consumer,
+            &self.settings,
+            partitions.iter().map(|p| (topic, p.partition, Offset::End)),
+            deadline,
+        )?;
         for ((partition, low), high) in partitions.iter_mut().zip(low).zip(high) {
-            partition.low_watermark = low;
-            partition.high_watermark = high;
+            // Logical lookups always answer with an offset.
+            partition.low_watermark = low.unwrap_or(0);
+            partition.high_watermark = high.unwrap_or(0);
         }
         Ok(partitions)
     }
 
-    /// Ask the partition leaders for one offset per partition, in one batched request per
-    /// leader. `at` is [`Offset::Beginning`] (log start) or [`Offset::End`] (log end); the
-    /// answer is in the order of `partitions`.
-    fn list_offsets(
-        &self,
-        topic: &str,
-        partitions: &[i32],
-        at: Offset,
-        deadline: Instant,
-    ) -> Result<Vec<i64>> {
-        let fetch_error = |partition: Option<i32>, reason: String| Error::OffsetFetch {
-            topic: topic.to_owned(),
-            partition,
-            brokers: self.settings.brokers().to_owned(),
-            reason,
-        };
-        let mut request = TopicPartitionList::with_capacity(partitions.len());
-        for &partition in partitions {
-            request
-                .add_partition_offset(topic, partition, at)
-                .map_err(|error| fetch_error(Some(partition), kafka_reason(&error)))?;
-        }
-        let remaining = self.remaining(deadline)?;
-        let answer = self
-            .consumer
-            .offsets_for_times(request, remaining)
-            .map_err(|error| self.classify(error, remaining, |reason| fetch_error(None, reason)))?;
-
-        partitions
-            .iter()
-            .map(|&partition| {
-                let element = answer.find_partition(topic, partition).ok_or_else(|| {
-                    fetch_error(Some(partition), "missing from the answer".into())
-                })?;
-                element
-                    .error()
-                    .map_err(|error| fetch_error(Some(partition), kafka_reason(&error)))?;
-                // A partition whose leader was unknown comes back with the requested logical
-                // offset unchanged instead of an error.
-                match element.offset() {
-                    Offset::Offset(offset) if offset >= 0 => Ok(offset),
-                    _ => Err(fetch_error(
-                        Some(partition),
-                        "no leader answered for this partition".into(),
-                    )),
-                }
-            })
-            .collect()
-    }
-
     fn fetch_metadata(&self, topic: Option<&str>, timeout: Duration) -> Result<Metadata> {
-        self.consumer
-            .fetch_metadata(topic, timeout)
-            .map_err(|error| {
-                self.classify(error, timeout, |reason| Error::MetadataFetch {
-                    topic: topic.map(str::to_owned),
-                    brokers: self.settings.brokers().to_owned(),
-                    reason,
-                })
-            })
+        fetch_metadata(&self.consumer, &self.settings, topic, timeout)
     }
+}
 
-    /// Turn a librdkafka error into ours: transport failures and timeouts mean the brokers
-    /// could not be reached; anything else is left to `other`.
-    fn classify(
-        &self,
-        error: KafkaError,
-        timeout: Duration,
-        other: impl FnOnce(String) -> Error,
-    ) -> Error {
-        let reason = self.settings.redact(&kafka_reason(&error));
-        match error.rdkafka_error_code() {
-            Some(
-                RDKafkaErrorCode::OperationTimedOut
-                | RDKafkaErrorCode::BrokerTransportFailure
-                | RDKafkaErrorCode::AllBrokersDown
-                | RDKafkaErrorCode::RequestTimedOut
-                | RDKafkaErrorCode::BrokerNotAvailable,
-            ) => Error::BrokersUnreachable {
-                brokers: self.settings.brokers().to_owned(),
-                timeout,
-                reason,
-            },
-            _ => other(reason),
-        }
-    }
-
-    fn remaining(&self, deadline: Instant) -> Result<Duration> {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(Error::BrokersUnreachable {
-                brokers: self.settings.brokers().to_owned(),
-                timeout: self.settings.timeout(),
-                reason: "the brokers did not answer in time".into(),
-            });
-        }
-        Ok(remaining)
-    }
-
-    fn unknown_topic(&self, topic: &str) -> Error {
-        Error::UnknownTopic {
+/// The partition ids of `topic` in ascending order, from a metadata request.
+///
+/// # Errors
+/// [`Error::UnknownTopic`], [`Error::TopicMetadata`], [`Error::OffsetFetch`] when a partition
+/// has no leader to ask for offsets, or the errors of a metadata request.
+pub(crate) fn topic_partition_ids<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    settings: &ClientSettings,
+    topic: &str,
+    deadline: Instant,
+) -> Result<Vec<i32>> {
+    let metadata = fetch_metadata(
+        consumer,
+        settings,
+        Some(topic),
+        remaining(settings, deadline)?,
+    )?;
+    let entry = checked_topic(&metadata, settings, topic)?;
+    if let Some(leaderless) = entry.partitions().iter().find(|p| p.leader() < 0) {
+        return Err(Error::OffsetFetch {
             topic: topic.to_owned(),
-            brokers: self.settings.brokers().to_owned(),
-        }
+            partition: Some(leaderless.id()),
+            brokers: settings.brokers().to_owned(),
+            reason: "the partition has no leader".into(),
+        });
     }
+    let mut ids: Vec<i32> = entry.partitions().iter().map(|p| p.id()).collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// The metadata of `topic` out of an answer, or the error the cluster reported for it.
+fn checked_topic<'m>(
+    metadata: &'m Metadata,
+    settings: &ClientSettings,
+    topic: &str,
+) -> Result<&'m MetadataTopic> {
+    let unknown = || Error::UnknownTopic {
+        topic: topic.to_owned(),
+        brokers: settings.brokers().to_owned(),
+    };
+    let entry = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .ok_or_else(unknown)?;
+    match entry.error().map(RDKafkaErrorCode::from) {
+        None => Ok(entry),
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+            Err(unknown())
+        }
+        Some(code) => Err(Error::TopicMetadata {
+            topic: topic.to_owned(),
+            brokers: settings.brokers().to_owned(),
+            code,
+        }),
+    }
+}
+
+fn fetch_metadata<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    settings: &ClientSettings,
+    topic: Option<&str>,
+    timeout: Duration,
+) -> Result<Metadata> {
+    consumer.fetch_metadata(topic, timeout).map_err(|error| {
+        classify(settings, error, timeout, |reason| Error::MetadataFetch {
+            topic: topic.map(str::to_owned),
+            brokers: settings.brokers().to_owned(),
+            reason,
+        })
+    })
+}
+
+/// Ask the partition leaders for one offset per requested partition, in one batched
+/// `ListOffsets` request per leader broker. Each request names a topic, a partition and what
+/// to look up: [`Offset::Beginning`] (log start), [`Offset::End`] (log end, or the last stable
+/// offset under `read_committed`) or [`Offset::Offset`]`(timestamp)` (the first offset whose
+/// timestamp is at least that many ms since the epoch).
+///
+/// The answer is in request order. A timestamp lookup that finds no such message answers
+/// `None`; every other answer is `Some(offset)`.
+///
+/// # Errors
+/// [`Error::OffsetFetch`] naming the partition when its lookup failed or no leader answered,
+/// [`Error::BrokersUnreachable`] when the deadline passed.
+pub(crate) fn list_offsets<'t, C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    settings: &ClientSettings,
+    requests: impl IntoIterator<Item = (&'t str, i32, Offset)>,
+    deadline: Instant,
+) -> Result<Vec<Option<i64>>> {
+    let requests: Vec<(&str, i32, Offset)> = requests.into_iter().collect();
+    let fetch_error = |topic: &str, partition: Option<i32>, reason: String| Error::OffsetFetch {
+        topic: topic.to_owned(),
+        partition,
+        brokers: settings.brokers().to_owned(),
+        reason,
+    };
+    let Some(&(first_topic, _, _)) = requests.first() else {
+        return Ok(Vec::new());
+    };
+    let mut list = TopicPartitionList::with_capacity(requests.len());
+    for &(topic, partition, at) in &requests {
+        list.add_partition_offset(topic, partition, at)
+            .map_err(|error| fetch_error(topic, Some(partition), kafka_reason(&error)))?;
+    }
+    let timeout = remaining(settings, deadline)?;
+    let answer = consumer.offsets_for_times(list, timeout).map_err(|error| {
+        classify(settings, error, timeout, |reason| {
+            fetch_error(first_topic, None, reason)
+        })
+    })?;
+
+    requests
+        .iter()
+        .map(|&(topic, partition, at)| {
+            let element = answer.find_partition(topic, partition).ok_or_else(|| {
+                fetch_error(topic, Some(partition), "missing from the answer".into())
+            })?;
+            element
+                .error()
+                .map_err(|error| fetch_error(topic, Some(partition), kafka_reason(&error)))?;
+            let no_leader = || {
+                fetch_error(
+                    topic,
+                    Some(partition),
+                    "no leader answered for this partition".into(),
+                )
+            };
+            // A partition whose leader was unknown comes back with the request unchanged: for
+            // logical requests that is caught here; callers make sure partitions asked by
+            // timestamp had a leader (see `topic_partition_ids`).
+            match (at, element.offset()) {
+                (_, Offset::Offset(offset)) if offset >= 0 => Ok(Some(offset)),
+                // No message at or after the timestamp.
+                (Offset::Offset(_), Offset::End) => Ok(None),
+                _ => Err(no_leader()),
+            }
+        })
+        .collect()
+}
+
+/// Turn a librdkafka error into ours: transport failures and timeouts mean the brokers could
+/// not be reached; anything else is left to `other`.
+pub(crate) fn classify(
+    settings: &ClientSettings,
+    error: KafkaError,
+    timeout: Duration,
+    other: impl FnOnce(String) -> Error,
+) -> Error {
+    let reason = settings.redact(&kafka_reason(&error));
+    match error.rdkafka_error_code() {
+        Some(
+            RDKafkaErrorCode::OperationTimedOut
+            | RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::BrokerNotAvailable,
+        ) => Error::BrokersUnreachable {
+            brokers: settings.brokers().to_owned(),
+            timeout,
+            reason,
+        },
+        _ => other(reason),
+    }
+}
+
+/// Time left until `deadline`, or the error for having run out of it.
+pub(crate) fn remaining(settings: &ClientSettings, deadline: Instant) -> Result<Duration> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Err(Error::BrokersUnreachable {
+            brokers: settings.brokers().to_owned(),
+            timeout: settings.timeout(),
+            reason: "the brokers did not answer in time".into(),
+        });
+    }
+    Ok(remaining)
 }

@@ -10,6 +10,8 @@
 mod capi;
 mod metadata_functions;
 mod params;
+mod rows;
+mod scan_functions;
 
 use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -67,7 +69,9 @@ unsafe fn init(
         return Err("kafkars: could not connect to the database to register functions".into());
     }
     let registered = capi::register::<metadata_functions::KafkaTopics>(connection)
-        .and_then(|()| capi::register::<metadata_functions::KafkaPartitions>(connection));
+        .and_then(|()| capi::register::<metadata_functions::KafkaPartitions>(connection))
+        .and_then(|()| capi::register::<scan_functions::KafkaScan>(connection))
+        .and_then(|()| capi::register::<scan_functions::KafkaOffsets>(connection));
     ffi::duckdb_disconnect(&mut connection);
     registered.map(|()| true)
 }

@@ -4,51 +4,11 @@
 //! failure shows as an Invalid Input Error naming the brokers or the topic); scan hands the
 //! rows out a chunk at a time.
 
-use std::sync::Mutex;
-
 use kafkars_core::{ClientSettings, MetadataClient, PartitionInfo, TopicInfo};
 
-use crate::capi::{BindInput, Column, DataChunk, LogicalType, TableFunction, Vector};
+use crate::capi::{BindInput, Column, DataChunk, InitInput, LogicalType, TableFunction};
 use crate::params;
-
-/// Rows fetched at init, handed out in chunks.
-pub struct Rows<R> {
-    rows: Vec<R>,
-    next: Mutex<usize>,
-}
-
-impl<R> Rows<R> {
-    fn new(rows: Vec<R>) -> Self {
-        Self {
-            rows,
-            next: Mutex::new(0),
-        }
-    }
-
-    /// Write the next rows with `write(row_index_in_chunk, row, columns)`.
-    fn emit(
-        &self,
-        output: &mut DataChunk,
-        columns: usize,
-        mut write: impl FnMut(usize, &R, &[Vector]),
-    ) {
-        let mut next = self
-            .next
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let vectors: Vec<Vector> = (0..columns).map(|column| output.vector(column)).collect();
-        let end = (*next + DataChunk::capacity()).min(self.rows.len());
-        for (row, record) in self.rows[*next..end].iter().enumerate() {
-            write(row, record, &vectors);
-        }
-        output.set_len(end - *next);
-        *next = end;
-    }
-}
-
-fn error_text(function: &str, error: kafkars_core::Error) -> String {
-    format!("{function}: {error}")
-}
+use crate::rows::{error_text, Rows};
 
 /// `kafka_topics(brokers, timeout, config)`: one row per topic of the cluster.
 pub struct KafkaTopics;
@@ -78,7 +38,7 @@ impl TableFunction for KafkaTopics {
         Ok((columns, settings))
     }
 
-    fn init(settings: &ClientSettings) -> Result<Rows<TopicInfo>, String> {
+    fn init(settings: &ClientSettings, _: &InitInput) -> Result<Rows<TopicInfo>, String> {
         MetadataClient::connect(settings)
             .and_then(|client| client.topics())
             .map(Rows::new)
@@ -148,7 +108,7 @@ impl TableFunction for KafkaPartitions {
         Ok((columns, request))
     }
 
-    fn init(request: &PartitionsRequest) -> Result<Rows<PartitionInfo>, String> {
+    fn init(request: &PartitionsRequest, _: &InitInput) -> Result<Rows<PartitionInfo>, String> {
         MetadataClient::connect(&request.settings)
             .and_then(|client| client.partitions(&request.topic))
             .map(Rows::new)

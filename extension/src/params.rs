@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use kafkars_core::{duration_from_micros, ClientSettings};
+use kafkars_core::{duration_from_micros, ClientSettings, ScanSelection, StartPolicy};
 
 use crate::capi::{BindInput, LogicalType, Value};
 
@@ -46,6 +46,67 @@ pub fn client_settings(input: &BindInput) -> Result<ClientSettings, kafkars_core
         builder = builder.properties(properties);
     }
     builder.build()
+}
+
+/// The named parameters that choose what a scan reads.
+pub fn selection_parameters() -> Vec<(&'static str, LogicalType)> {
+    vec![
+        ("policy", LogicalType::varchar()),
+        ("start", LogicalType::timestamp_tz()),
+        ("lookback", LogicalType::interval()),
+        ("cutoff", LogicalType::timestamp_tz()),
+        ("partitions", LogicalType::list(&LogicalType::integer())),
+    ]
+}
+
+/// The selection of `kafka_scan(topics, policy, start, lookback, cutoff, partitions)`.
+pub fn scan_selection(input: &BindInput) -> Result<ScanSelection, kafkars_core::Error> {
+    let topics = required_text(input, 0, "topics")?;
+    let policy = text(input, "policy")?;
+    let start = timestamp_ms(input, "start")?;
+    let lookback = interval(input, "lookback")?;
+    let start = StartPolicy::from_parameters(policy.as_deref(), start, lookback)?;
+    let cutoff = timestamp_ms(input, "cutoff")?;
+    ScanSelection::for_topic_list(&topics, start, partitions(input)?, cutoff)
+}
+
+/// An optional TIMESTAMPTZ named argument in whole milliseconds, rounded up: Kafka timestamps
+/// are milliseconds, and "at or after T" must hold for T's microseconds too.
+pub fn timestamp_ms(
+    input: &BindInput,
+    parameter: &str,
+) -> Result<Option<i64>, kafkars_core::Error> {
+    Ok(not_null(input.named(parameter), parameter)?.map(|value| {
+        value.to_timestamp_micros().div_euclid(1000)
+            + i64::from(value.to_timestamp_micros().rem_euclid(1000) != 0)
+    }))
+}
+
+/// An optional BIGINT named argument.
+pub fn integer(input: &BindInput, parameter: &str) -> Result<Option<i64>, kafkars_core::Error> {
+    Ok(not_null(input.named(parameter), parameter)?.map(|value| value.to_i64()))
+}
+
+/// `partitions := [..]`, an INTEGER list without NULLs.
+fn partitions(input: &BindInput) -> Result<Option<Vec<i32>>, kafkars_core::Error> {
+    let Some(list) = not_null(input.named("partitions"), "partitions")? else {
+        return Ok(None);
+    };
+    list.list_elements()
+        .iter()
+        .map(|element| {
+            if element.is_null() {
+                return Err(invalid("partitions", "a partition is NULL".into()));
+            }
+            i32::try_from(element.to_i64()).map_err(|_| {
+                invalid(
+                    "partitions",
+                    format!("partition {} is out of range", element.to_i64()),
+                )
+            })
+        })
+        .collect::<Result<Vec<i32>, _>>()
+        .map(Some)
 }
 
 /// A required VARCHAR positional argument.

@@ -66,6 +66,12 @@ impl Vector {
         }
     }
 
+    /// The `index`-th field of a STRUCT vector.
+    pub fn struct_field(&self, index: usize) -> Vector {
+        // SAFETY: the vector is a live STRUCT vector with more than `index` fields.
+        Vector(unsafe { ffi::duckdb_struct_vector_get_child(self.0, index as ffi::idx_t) })
+    }
+
     /// A writer for a LIST column.
     pub fn list(&self) -> ListWriter {
         ListWriter {
@@ -83,6 +89,29 @@ pub struct ListWriter {
 }
 
 impl ListWriter {
+    /// Make room for `count` more elements and record them as `row`'s list; returns the
+    /// child vector and the index of the first new element in it. The caller writes exactly
+    /// `count` elements there.
+    pub fn append_row(&mut self, row: usize, count: usize) -> (Vector, usize) {
+        let offset = self.len;
+        let length = count as u64;
+        // SAFETY: the list vector is live and `row` below the chunk capacity; the child is
+        // looked up after the reserve, which may move its buffer.
+        unsafe {
+            ffi::duckdb_list_vector_reserve(self.list, offset + length);
+            ffi::duckdb_list_vector_set_size(self.list, offset + length);
+            let entries = ffi::duckdb_vector_get_data(self.list).cast::<ffi::duckdb_list_entry>();
+            entries
+                .add(row)
+                .write(ffi::duckdb_list_entry { offset, length });
+            self.len = offset + length;
+            (
+                Vector(ffi::duckdb_list_vector_get_child(self.list)),
+                offset as usize,
+            )
+        }
+    }
+
     /// Write a LIST of fixed-width elements into `row`.
     ///
     /// # Safety

@@ -27,6 +27,33 @@ impl LogicalType {
         Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN)
     }
 
+    pub fn blob() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_BLOB)
+    }
+
+    pub fn timestamp_tz() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP_TZ)
+    }
+
+    /// `STRUCT(name type, …)`.
+    pub fn structure(fields: &[(&str, LogicalType)]) -> Self {
+        let names: Vec<CString> = fields.iter().map(|(name, _)| c_string(name)).collect();
+        let mut name_pointers: Vec<*const std::os::raw::c_char> =
+            names.iter().map(|name| name.as_ptr()).collect();
+        let mut types: Vec<ffi::duckdb_logical_type> = fields
+            .iter()
+            .map(|(_, logical_type)| logical_type.0)
+            .collect();
+        // SAFETY: both arrays hold `fields.len()` live entries; DuckDB copies them.
+        Self(unsafe {
+            ffi::duckdb_create_struct_type(
+                types.as_mut_ptr(),
+                name_pointers.as_mut_ptr(),
+                fields.len() as ffi::idx_t,
+            )
+        })
+    }
+
     pub fn interval() -> Self {
         Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_INTERVAL)
     }

@@ -11,5 +11,5 @@ mod value;
 
 pub use chunk::{DataChunk, Vector};
 pub use logical_type::LogicalType;
-pub use table_function::{register, BindInput, Column, TableFunction};
+pub use table_function::{register, BindInput, Column, InitInput, TableFunction};
 pub use value::Value;

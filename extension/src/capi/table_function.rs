@@ -35,6 +35,9 @@ pub trait TableFunction: 'static {
     /// The SQL name.
     const NAME: &'static str;
 
+    /// Whether DuckDB may ask for only some columns (see [`InitInput::projected_columns`]).
+    const PROJECTION_PUSHDOWN: bool = false;
+
     /// Types of the positional parameters, in order.
     fn positional() -> Vec<LogicalType>;
 
@@ -45,7 +48,7 @@ pub trait TableFunction: 'static {
     fn bind(input: &BindInput) -> Result<(Vec<Column>, Self::BindData), String>;
 
     /// Start a scan.
-    fn init(bind: &Self::BindData) -> Result<Self::State, String>;
+    fn init(bind: &Self::BindData, input: &InitInput) -> Result<Self::State, String>;
 
     /// Fill `output` with the next rows; leaving it empty ends the scan. Each call must
     /// return within a bounded time: an interrupt only takes effect between calls.
@@ -86,6 +89,27 @@ impl BindInput {
     }
 }
 
+/// What init sees of the query.
+pub struct InitInput {
+    info: ffi::duckdb_init_info,
+}
+
+impl InitInput {
+    /// The indexes (into bind's columns) of the columns the query reads, in the order the
+    /// output chunk holds them. With projection pushdown off, every column. An index past the
+    /// declared columns stands for DuckDB's row id (asked for by `count(*)`), which has no
+    /// data to fill.
+    pub fn projected_columns(&self) -> Vec<usize> {
+        // SAFETY: info is live during init.
+        unsafe {
+            let count = ffi::duckdb_init_get_column_count(self.info);
+            (0..count)
+                .map(|i| ffi::duckdb_init_get_column_index(self.info, i) as usize)
+                .collect()
+        }
+    }
+}
+
 /// Register `T` on `connection`.
 ///
 /// # Safety
@@ -108,6 +132,7 @@ pub unsafe fn register<T: TableFunction>(connection: ffi::duckdb_connection) -> 
     ffi::duckdb_table_function_set_bind(function, Some(bind_trampoline::<T>));
     ffi::duckdb_table_function_set_init(function, Some(init_trampoline::<T>));
     ffi::duckdb_table_function_set_function(function, Some(scan_trampoline::<T>));
+    ffi::duckdb_table_function_supports_projection_pushdown(function, T::PROJECTION_PUSHDOWN);
     let state = ffi::duckdb_register_table_function(connection, function);
     ffi::duckdb_destroy_table_function(&mut function);
     if state == ffi::duckdb_state_DuckDBSuccess {
@@ -165,7 +190,7 @@ unsafe extern "C" fn bind_trampoline<T: TableFunction>(info: ffi::duckdb_bind_in
 unsafe extern "C" fn init_trampoline<T: TableFunction>(info: ffi::duckdb_init_info) {
     let bind = ffi::duckdb_init_get_bind_data(info).cast::<T::BindData>();
     let result = guarded(T::NAME, || match bind.as_ref() {
-        Some(bind) => T::init(bind),
+        Some(bind) => T::init(bind, &InitInput { info }),
         None => Err(format!("{}: init without bind data", T::NAME)),
     });
     match result {

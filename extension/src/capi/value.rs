@@ -43,6 +43,29 @@ impl Value {
         (interval.months, interval.days, interval.micros)
     }
 
+    /// An integer value (INTEGER, BIGINT parameters and list elements).
+    pub fn to_i64(&self) -> i64 {
+        // SAFETY: self.0 is live; DuckDB casts integer types to BIGINT.
+        unsafe { ffi::duckdb_get_int64(self.0) }
+    }
+
+    /// A TIMESTAMP WITH TIME ZONE as microseconds since the epoch.
+    pub fn to_timestamp_micros(&self) -> i64 {
+        // SAFETY: self.0 is live; the parameter was declared TIMESTAMPTZ so DuckDB cast it.
+        unsafe { ffi::duckdb_get_timestamp_tz(self.0).micros }
+    }
+
+    /// The elements of a LIST value, in order.
+    pub fn list_elements(&self) -> Vec<Value> {
+        // SAFETY: self.0 is a live LIST value; the child getter returns owned values.
+        unsafe {
+            let size = ffi::duckdb_get_list_size(self.0);
+            (0..size)
+                .filter_map(|index| Value::from_raw(ffi::duckdb_get_list_child(self.0, index)))
+                .collect()
+        }
+    }
+
     /// The entries of a MAP value, in order.
     pub fn map_entries(&self) -> Vec<(Value, Value)> {
         // SAFETY: self.0 is a live MAP value; the key/value getters return owned values.

@@ -1,0 +1,319 @@
+//! The ordered merge: partitions in, one stream out in `(timestamp, topic, partition, offset)`
+//! order, each partition kept in offset order.
+//!
+//! # The release rule
+//!
+//! A row is released only when every partition that is not finished has a buffered head, so
+//! the output depends only on the partitions' contents, never on fetch timing: the same
+//! partitions give the same rows in the same order, however their messages arrived. The merge
+//! compares partition *heads* only, so where timestamps go backwards inside a partition, that
+//! partition's offset order wins; nothing is ever re-sorted.
+//!
+//! Each source (partition) has a rank, its position in `(topic, partition)` order; the merge
+//! key is `(timestamp, rank, offset)`.
+//!
+//! ```
+//! use kafkars_core::OrderedMerge;
+//!
+//! // Two partitions of items (timestamp, offset).
+//! let mut merge = OrderedMerge::new(2, |item: &(i64, i64)| *item);
+//! merge.push(0, (10, 0));
+//! // Partition 1 has nothing yet: nothing may be released.
+//! assert_eq!(merge.pop(), None);
+//! merge.push(1, (5, 0));
+//! assert_eq!(merge.pop(), Some((1, (5, 0))));
+//! // Partition 1 is empty again but not finished: wait for it.
+//! assert_eq!(merge.pop(), None);
+//! merge.finish(1);
+//! assert_eq!(merge.pop(), Some((0, (10, 0))));
+//! ```
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+/// A k-way merge of sources by `(timestamp, source, offset)` with the release rule above.
+///
+/// Sources are numbered `0..n`; their number is their rank, so callers number partitions in
+/// `(topic, partition)` order. `key` gives an item's `(timestamp, offset)`.
+pub struct OrderedMerge<T, K> {
+    sources: Vec<Source<T>>,
+    /// The heads of non-empty sources, smallest key first.
+    heads: BinaryHeap<Reverse<(i64, u32, i64)>>,
+    /// How many sources are unfinished and empty: while any is, nothing is released.
+    waiting: usize,
+    key: K,
+}
+
+struct Source<T> {
+    items: VecDeque<T>,
+    finished: bool,
+}
+
+impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
+    /// A merge over `sources` sources, none of which has anything yet.
+    pub fn new(sources: usize, key: K) -> Self {
+        Self {
+            sources: (0..sources)
+                .map(|_| Source {
+                    items: VecDeque::new(),
+                    finished: false,
+                })
+                .collect(),
+            heads: BinaryHeap::with_capacity(sources),
+            waiting: sources,
+            key,
+        }
+    }
+
+    /// Append `item` to source `source`. Items of one source must come in offset order.
+    ///
+    /// # Panics
+    /// If `source` is out of range or already finished (a caller bug).
+    pub fn push(&mut self, source: usize, item: T) {
+        let state = &mut self.sources[source];
+        assert!(!state.finished, "push to finished source {source}");
+        if state.items.is_empty() {
+            let (timestamp, offset) = (self.key)(&item);
+            self.heads.push(Reverse((timestamp, rank(source), offset)));
+            self.waiting -= 1;
+        }
+        state.items.push_back(item);
+    }
+
+    /// Declare that source `source` will get no more items. Idempotent.
+    pub fn finish(&mut self, source: usize) {
+        let state = &mut self.sources[source];
+        if !state.finished {
+            state.finished = true;
+            if state.items.is_empty() {
+                self.waiting -= 1;
+            }
+        }
+    }
+
+    /// Release the next item with its source, if the release rule allows one now.
+    pub fn pop(&mut self) -> Option<(usize, T)> {
+        if self.waiting > 0 {
+            return None;
+        }
+        let Reverse((_, source, _)) = self.heads.pop()?;
+        let source = source as usize;
+        let state = &mut self.sources[source];
+        let item = state.items.pop_front()?;
+        match state.items.front() {
+            Some(next) => {
+                let (timestamp, offset) = (self.key)(next);
+                self.heads.push(Reverse((timestamp, rank(source), offset)));
+            }
+            None if !state.finished => self.waiting += 1,
+            None => {}
+        }
+        Some((source, item))
+    }
+
+    /// Whether source `source` holds the merge back: unfinished with nothing buffered.
+    pub fn is_blocking(&self, source: usize) -> bool {
+        let state = &self.sources[source];
+        !state.finished && state.items.is_empty()
+    }
+
+    /// Whether `pop` would release an item now.
+    pub fn is_ready(&self) -> bool {
+        self.waiting == 0 && !self.heads.is_empty()
+    }
+
+    /// How many items source `source` has buffered.
+    pub fn buffered(&self, source: usize) -> usize {
+        self.sources[source].items.len()
+    }
+
+    /// Whether source `source` was finished.
+    pub fn is_finished(&self, source: usize) -> bool {
+        self.sources[source].finished
+    }
+
+    /// Whether every source is finished and every item released.
+    pub fn is_done(&self) -> bool {
+        self.waiting == 0 && self.heads.is_empty()
+    }
+
+    /// How many sources there are.
+    pub fn len(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// Whether there are no sources at all.
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+}
+
+fn rank(source: usize) -> u32 {
+    u32::try_from(source).expect("fewer than 2^32 sources")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Items are (timestamp, offset); sources are partitions.
+    type Item = (i64, i64);
+    type TestMerge = OrderedMerge<Item, fn(&Item) -> (i64, i64)>;
+
+    fn merge(sources: usize) -> TestMerge {
+        OrderedMerge::new(sources, |item| *item)
+    }
+
+    /// The model: with every partition fully known, repeatedly take the smallest head.
+    fn model(partitions: &[Vec<Item>]) -> Vec<(usize, Item)> {
+        let mut cursors = vec![0; partitions.len()];
+        let mut out = Vec::new();
+        loop {
+            let next = (0..partitions.len())
+                .filter(|&p| cursors[p] < partitions[p].len())
+                .min_by_key(|&p| {
+                    let (timestamp, offset) = partitions[p][cursors[p]];
+                    (timestamp, p, offset)
+                });
+            let Some(p) = next else { return out };
+            out.push((p, partitions[p][cursors[p]]));
+            cursors[p] += 1;
+        }
+    }
+
+    /// Partitions with offsets 0.. and arbitrary (also backwards, tied) timestamps.
+    fn partitions() -> impl Strategy<Value = Vec<Vec<Item>>> {
+        proptest::collection::vec(proptest::collection::vec(0i64..20, 0..12), 1..7).prop_map(
+            |partitions| {
+                partitions
+                    .into_iter()
+                    .map(|timestamps| {
+                        timestamps
+                            .into_iter()
+                            .enumerate()
+                            .map(|(offset, ts)| (ts, offset as i64))
+                            .collect()
+                    })
+                    .collect()
+            },
+        )
+    }
+
+    /// Feed `partitions` in the arrival order given by `schedule` (partition picks), popping
+    /// whatever is released after every step, and finishing partitions once fully delivered.
+    fn run(partitions: &[Vec<Item>], schedule: &[usize], pop_every: usize) -> Vec<(usize, Item)> {
+        let mut merge = merge(partitions.len());
+        let mut delivered = vec![0; partitions.len()];
+        let mut out = Vec::new();
+        let mut step = 0;
+        // The schedule first, then round-robin so every partition is eventually delivered.
+        let mut schedule = schedule
+            .iter()
+            .copied()
+            .chain((0..).map(|i| i % partitions.len()));
+        while !merge.is_done() {
+            let p = schedule.next().unwrap_or(0) % partitions.len();
+            if delivered[p] < partitions[p].len() {
+                merge.push(p, partitions[p][delivered[p]]);
+                delivered[p] += 1;
+            }
+            if delivered[p] == partitions[p].len() {
+                merge.finish(p);
+            }
+            step += 1;
+            let all_delivered = delivered.iter().zip(partitions).all(|(d, p)| *d == p.len());
+            if step % pop_every == 0 || all_delivered {
+                while let Some(released) = merge.pop() {
+                    out.push(released);
+                }
+            }
+        }
+        out
+    }
+
+    proptest! {
+        // The output equals the model whatever the arrival order and pop timing.
+        #[test]
+        fn test_merge_matches_model_for_any_arrival(
+            partitions in partitions(),
+            schedule in proptest::collection::vec(0usize..7, 1..40),
+            pop_every in 1usize..5,
+        ) {
+            prop_assert_eq!(run(&partitions, &schedule, pop_every), model(&partitions));
+        }
+
+        // Each partition comes out in offset order, and every item exactly once.
+        #[test]
+        fn test_merge_keeps_partition_order(partitions in partitions(), schedule in proptest::collection::vec(0usize..7, 1..40)) {
+            let out = run(&partitions, &schedule, 1);
+            for (p, items) in partitions.iter().enumerate() {
+                let got: Vec<Item> = out.iter().filter(|(s, _)| *s == p).map(|(_, i)| *i).collect();
+                prop_assert_eq!(&got, items);
+            }
+        }
+
+        // When every partition's timestamps are non-decreasing, the output is globally sorted.
+        #[test]
+        fn test_merge_sorted_when_partitions_sorted(mut partitions in partitions(), schedule in proptest::collection::vec(0usize..7, 1..40)) {
+            for items in &mut partitions {
+                let mut timestamps: Vec<i64> = items.iter().map(|i| i.0).collect();
+                timestamps.sort_unstable();
+                for (item, ts) in items.iter_mut().zip(timestamps) { item.0 = ts; }
+            }
+            let out = run(&partitions, &schedule, 2);
+            let keys: Vec<(i64, usize, i64)> = out.iter().map(|(p, (ts, off))| (*ts, *p, *off)).collect();
+            let mut sorted = keys.clone();
+            sorted.sort_unstable();
+            prop_assert_eq!(keys, sorted);
+        }
+    }
+
+    #[test]
+    fn test_merge_waits_for_empty_unfinished_partition() {
+        let mut merge = merge(3);
+        merge.push(0, (1, 0));
+        merge.push(1, (2, 0));
+        assert!(merge.is_blocking(2));
+        assert_eq!(merge.pop(), None);
+        merge.finish(2);
+        assert_eq!(merge.pop(), Some((0, (1, 0))));
+        // Partition 0 is now empty and unfinished: partition 1's later row must wait.
+        assert_eq!(merge.pop(), None);
+        merge.finish(0);
+        assert_eq!(merge.pop(), Some((1, (2, 0))));
+        merge.finish(1);
+        assert!(merge.is_done());
+    }
+
+    #[test]
+    fn test_merge_ties_break_by_partition_then_offset() {
+        let mut merge = merge(2);
+        merge.push(1, (5, 0));
+        merge.push(0, (5, 7));
+        merge.push(0, (5, 8));
+        merge.finish(0);
+        merge.finish(1);
+        let out: Vec<_> = std::iter::from_fn(|| merge.pop()).collect();
+        assert_eq!(out, vec![(0, (5, 7)), (0, (5, 8)), (1, (5, 0))]);
+    }
+
+    #[test]
+    fn test_merge_backwards_timestamps_keep_offset_order() {
+        let mut merge = merge(2);
+        merge.push(0, (10, 0));
+        merge.push(0, (1, 1));
+        merge.push(1, (5, 0));
+        merge.finish(0);
+        merge.finish(1);
+        let out: Vec<_> = std::iter::from_fn(|| merge.pop()).collect();
+        assert_eq!(out, vec![(1, (5, 0)), (0, (10, 0)), (0, (1, 1))]);
+    }
+
+    #[test]
+    fn test_merge_without_sources_is_done() {
+        let mut merge = merge(0);
+        assert!(merge.is_done());
+        assert_eq!(merge.pop(), None);
+    }
+}

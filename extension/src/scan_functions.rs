@@ -1,0 +1,289 @@
+//! `kafka_scan(topics, ...)`: the messages of Kafka topics as rows, in timestamp order; and
+//! `kafka_offsets(topics, ...)`: the offsets such a scan would read, without reading them.
+//!
+//! Bind checks every argument without touching the network. Init resolves the offsets (so
+//! unknown topics and unreachable brokers show as Invalid Input Errors naming them) and starts
+//! fetching. Each scan call hands over up to one chunk (2048 rows), writing key, value and
+//! header bytes straight from the engine's buffers into DuckDB's vectors.
+
+use std::sync::Mutex;
+
+use kafkars_core::{
+    plan_scan, ClientSettings, Fields, PartitionRange, Record, Scan, ScanOptions, ScanSelection,
+    DEFAULT_MAX_BUFFER_BYTES,
+};
+
+use crate::capi::{BindInput, Column, DataChunk, InitInput, LogicalType, TableFunction, Vector};
+use crate::params;
+use crate::rows::{error_text, Rows};
+
+/// kafka_scan's columns, in order (SPEC §2).
+mod column {
+    pub const TOPIC: usize = 0;
+    pub const PARTITION: usize = 1;
+    pub const OFFSET: usize = 2;
+    pub const TIMESTAMP: usize = 3;
+    pub const TIMESTAMP_TYPE: usize = 4;
+    pub const KEY: usize = 5;
+    pub const VALUE: usize = 6;
+    pub const HEADERS: usize = 7;
+}
+
+/// What bind decided for kafka_scan.
+pub struct ScanRequest {
+    settings: ClientSettings,
+    selection: ScanSelection,
+    max_buffer_bytes: usize,
+}
+
+/// A running kafka_scan: the engine's scan, and the chunk being written.
+pub struct ScanState {
+    inner: Mutex<ScanInner>,
+    /// Projected column indexes, in output order.
+    columns: Vec<usize>,
+}
+
+struct ScanInner {
+    scan: Scan,
+    rows: Vec<Record>,
+}
+
+pub struct KafkaScan;
+
+impl TableFunction for KafkaScan {
+    type BindData = ScanRequest;
+    type State = ScanState;
+
+    const NAME: &'static str = "kafka_scan";
+    const PROJECTION_PUSHDOWN: bool = true;
+
+    fn positional() -> Vec<LogicalType> {
+        vec![LogicalType::varchar()]
+    }
+
+    fn named() -> Vec<(&'static str, LogicalType)> {
+        let mut named = params::client_parameters();
+        named.extend(params::selection_parameters());
+        named.push(("max_buffer_bytes", LogicalType::bigint()));
+        named
+    }
+
+    fn bind(input: &BindInput) -> Result<(Vec<Column>, ScanRequest), String> {
+        let request = (|| {
+            let selection = params::scan_selection(input)?;
+            let max_buffer_bytes = match params::integer(input, "max_buffer_bytes")? {
+                None => DEFAULT_MAX_BUFFER_BYTES,
+                Some(bytes) => {
+                    usize::try_from(bytes).map_err(|_| kafkars_core::Error::InvalidParameter {
+                        parameter: "max_buffer_bytes".into(),
+                        reason: format!("expected a positive number of bytes, found {bytes}"),
+                    })?
+                }
+            };
+            let options = ScanOptions {
+                max_buffer_bytes,
+                fields: Fields::ALL,
+            };
+            options.validate()?;
+            Ok(ScanRequest {
+                settings: params::client_settings(input)?,
+                selection,
+                max_buffer_bytes,
+            })
+        })()
+        .map_err(|e| error_text(Self::NAME, e))?;
+
+        let header = LogicalType::structure(&[
+            ("key", LogicalType::varchar()),
+            ("value", LogicalType::blob()),
+        ]);
+        let columns = vec![
+            Column::new("topic", LogicalType::varchar()),
+            Column::new("partition", LogicalType::integer()),
+            Column::new("offset", LogicalType::bigint()),
+            Column::new("timestamp", LogicalType::timestamp_tz()),
+            Column::new("timestamp_type", LogicalType::varchar()),
+            Column::new("key", LogicalType::blob()),
+            Column::new("value", LogicalType::blob()),
+            Column::new("headers", LogicalType::list(&header)),
+        ];
+        Ok((columns, request))
+    }
+
+    fn init(request: &ScanRequest, input: &InitInput) -> Result<ScanState, String> {
+        let columns = input.projected_columns();
+        let fields = Fields {
+            key: columns.contains(&column::KEY),
+            value: columns.contains(&column::VALUE),
+            headers: columns.contains(&column::HEADERS),
+        };
+        let options = ScanOptions {
+            max_buffer_bytes: request.max_buffer_bytes,
+            fields,
+        };
+        let scan = Scan::open(&request.settings, &request.selection, options)
+            .map_err(|e| error_text(Self::NAME, e))?;
+        Ok(ScanState {
+            inner: Mutex::new(ScanInner {
+                scan,
+                rows: Vec::with_capacity(DataChunk::capacity()),
+            }),
+            columns,
+        })
+    }
+
+    fn scan(_: &ScanRequest, state: &ScanState, output: &mut DataChunk) -> Result<(), String> {
+        let mut inner = state
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let ScanInner { scan, rows } = &mut *inner;
+        rows.clear();
+        scan.next_records(DataChunk::capacity(), rows)
+            .map_err(|e| error_text(Self::NAME, e))?;
+        for (position, &column) in state.columns.iter().enumerate() {
+            write_column(scan.ranges(), rows, column, output.vector(position));
+        }
+        output.set_len(rows.len());
+        Ok(())
+    }
+}
+
+/// Write one projected column of `rows` into `vector`.
+fn write_column(ranges: &[PartitionRange], rows: &[Record], column: usize, vector: Vector) {
+    let range = |record: &Record| &ranges[record.source as usize];
+    match column {
+        column::TOPIC => {
+            for (row, record) in rows.iter().enumerate() {
+                vector.set_bytes(row, range(record).topic.as_bytes());
+            }
+        }
+        // SAFETY (all `set` calls): the physical types match the columns declared in bind.
+        column::PARTITION => {
+            for (row, record) in rows.iter().enumerate() {
+                unsafe { vector.set::<i32>(row, range(record).partition) };
+            }
+        }
+        column::OFFSET => {
+            for (row, record) in rows.iter().enumerate() {
+                unsafe { vector.set::<i64>(row, record.offset) };
+            }
+        }
+        column::TIMESTAMP => {
+            // DuckDB's TIMESTAMPTZ is microseconds; Kafka's timestamps are milliseconds.
+            for (row, record) in rows.iter().enumerate() {
+                match record.timestamp_ms {
+                    Some(ms) => unsafe { vector.set::<i64>(row, ms.saturating_mul(1000)) },
+                    None => vector.set_null(row),
+                }
+            }
+        }
+        column::TIMESTAMP_TYPE => {
+            for (row, record) in rows.iter().enumerate() {
+                match record.timestamp_type {
+                    Some(kind) => vector.set_bytes(row, kind.as_str().as_bytes()),
+                    None => vector.set_null(row),
+                }
+            }
+        }
+        column::KEY | column::VALUE => {
+            for (row, record) in rows.iter().enumerate() {
+                let bytes = if column == column::KEY {
+                    &record.key
+                } else {
+                    &record.value
+                };
+                match bytes {
+                    Some(bytes) => vector.set_bytes(row, bytes),
+                    None => vector.set_null(row),
+                }
+            }
+        }
+        column::HEADERS => {
+            let mut list = vector.list();
+            for (row, record) in rows.iter().enumerate() {
+                let (child, first) = list.append_row(row, record.headers.len());
+                let (keys, values) = (child.struct_field(0), child.struct_field(1));
+                for (index, header) in record.headers.iter().enumerate() {
+                    keys.set_bytes(first + index, header.key.as_bytes());
+                    match &header.value {
+                        Some(value) => values.set_bytes(first + index, value),
+                        None => values.set_null(first + index),
+                    }
+                }
+            }
+        }
+        // DuckDB's row id (count(*)): nothing to fill.
+        _ => {}
+    }
+}
+
+/// What bind decided for kafka_offsets.
+pub struct OffsetsRequest {
+    settings: ClientSettings,
+    selection: ScanSelection,
+}
+
+/// `kafka_offsets(topics, ...)`: per partition, the offsets kafka_scan with the same
+/// arguments would read.
+pub struct KafkaOffsets;
+
+impl TableFunction for KafkaOffsets {
+    type BindData = OffsetsRequest;
+    type State = Rows<PartitionRange>;
+
+    const NAME: &'static str = "kafka_offsets";
+
+    fn positional() -> Vec<LogicalType> {
+        vec![LogicalType::varchar()]
+    }
+
+    fn named() -> Vec<(&'static str, LogicalType)> {
+        let mut named = params::client_parameters();
+        named.extend(params::selection_parameters());
+        named
+    }
+
+    fn bind(input: &BindInput) -> Result<(Vec<Column>, OffsetsRequest), String> {
+        let request = params::scan_selection(input)
+            .and_then(|selection| {
+                Ok(OffsetsRequest {
+                    settings: params::client_settings(input)?,
+                    selection,
+                })
+            })
+            .map_err(|e| error_text(Self::NAME, e))?;
+        let columns = vec![
+            Column::new("topic", LogicalType::varchar()),
+            Column::new("partition", LogicalType::integer()),
+            Column::new("start_offset", LogicalType::bigint()),
+            Column::new("stop_offset", LogicalType::bigint()),
+            Column::new("messages", LogicalType::bigint()),
+        ];
+        Ok((columns, request))
+    }
+
+    fn init(request: &OffsetsRequest, _: &InitInput) -> Result<Rows<PartitionRange>, String> {
+        plan_scan(&request.settings, &request.selection)
+            .map(Rows::new)
+            .map_err(|e| error_text(Self::NAME, e))
+    }
+
+    fn scan(
+        _: &OffsetsRequest,
+        rows: &Rows<PartitionRange>,
+        output: &mut DataChunk,
+    ) -> Result<(), String> {
+        rows.emit(output, 5, |row, range, columns| {
+            columns[0].set_bytes(row, range.topic.as_bytes());
+            // SAFETY: the column types are the ones declared in bind.
+            unsafe {
+                columns[1].set::<i32>(row, range.partition);
+                columns[2].set::<i64>(row, range.start);
+                columns[3].set::<i64>(row, range.stop);
+                columns[4].set::<i64>(row, range.offsets());
+            }
+        });
+        Ok(())
+    }
+}
