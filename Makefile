@@ -57,7 +57,7 @@ build: $(VENV_STAMP) $(EXTENSION) ## build the extension and install the kafkars
 .PHONY: lint
 lint: $(VENV_STAMP) ## rustfmt, clippy and ruff
 	cargo fmt --all --check
-	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
@@ -67,7 +67,7 @@ test: system-deps build lint ## everything CI runs: lint, cargo test, SQL tests,
 
 .PHONY: test-rust
 test-rust: ## cargo test for the core and the extension
-	cargo test --locked -p kafkars-core -p kafkars
+	cargo test --locked -p kafkars-core -p kafkars --features kafkars-core/arrow
 
 .PHONY: test-sql
 test-sql: build ## the SQLLogicTest files in sql/tests (needs `make kafka-up`)

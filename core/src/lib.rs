@@ -34,6 +34,8 @@
 //! # Ok::<(), kafkars_core::Error>(())
 //! ```
 
+#[cfg(feature = "arrow")]
+pub mod batch;
 mod error;
 mod fetch;
 mod merge;

@@ -1,0 +1,231 @@
+//! Arrow record batches in the kafkars schema (SPEC §2), built from released records.
+//!
+//! | column | Arrow type |
+//! |---|---|
+//! | `topic` | utf8 |
+//! | `partition` | int32 |
+//! | `offset` | int64 |
+//! | `timestamp` | timestamp[ms, tz=UTC] (null when the message has none) |
+//! | `timestamp_type` | utf8: `CreateTime` or `LogAppendTime` |
+//! | `key` | binary, null for a null key |
+//! | `value` | binary, null for a tombstone |
+//! | `headers` | list<struct<key: utf8, value: binary>>, order and duplicates kept |
+//!
+//! ```
+//! use kafkars_core::{batch, PartitionRange, Record, TimestampType};
+//!
+//! let ranges = vec![PartitionRange { topic: "events".into(), partition: 0, start: 0, stop: 1 }];
+//! let records = vec![Record {
+//!     source: 0, offset: 0, timestamp_ms: Some(1_700_000_000_000),
+//!     timestamp_type: Some(TimestampType::CreateTime),
+//!     key: None, value: Some(b"hello".to_vec().into()), headers: vec![],
+//! }];
+//! let batch = batch::records_to_batch(&ranges, &records);
+//! assert_eq!(batch.num_rows(), 1);
+//! assert_eq!(batch.schema(), batch::schema());
+//! ```
+
+use std::sync::{Arc, OnceLock};
+
+use arrow_array::builder::{
+    BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StructBuilder,
+    TimestampMillisecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+use crate::record::Record;
+use crate::resolve::PartitionRange;
+
+fn header_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", DataType::Binary, true),
+    ])
+}
+
+/// The schema of every batch kafkars produces.
+pub fn schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let header = Field::new("item", DataType::Struct(header_fields()), false);
+            Arc::new(Schema::new(vec![
+                Field::new("topic", DataType::Utf8, false),
+                Field::new("partition", DataType::Int32, false),
+                Field::new("offset", DataType::Int64, false),
+                Field::new(
+                    "timestamp",
+                    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                    true,
+                ),
+                Field::new("timestamp_type", DataType::Utf8, true),
+                Field::new("key", DataType::Binary, true),
+                Field::new("value", DataType::Binary, true),
+                Field::new("headers", DataType::List(Arc::new(header)), false),
+            ]))
+        })
+        .clone()
+}
+
+/// Build one batch of `records`, whose `source` fields index `ranges`. Payload bytes are
+/// copied once, from the records into the Arrow buffers.
+///
+/// # Panics
+/// If a record's `source` is not an index of `ranges` (a caller bug).
+pub fn records_to_batch(ranges: &[PartitionRange], records: &[Record]) -> RecordBatch {
+    let rows = records.len();
+    let payload = |pick: fn(&Record) -> usize| records.iter().map(pick).sum::<usize>();
+    let mut topic = StringBuilder::with_capacity(rows, rows * 16);
+    let mut partition = Int32Builder::with_capacity(rows);
+    let mut offset = Int64Builder::with_capacity(rows);
+    let mut timestamp = TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC");
+    let mut timestamp_type = StringBuilder::with_capacity(rows, rows * 10);
+    let mut key =
+        BinaryBuilder::with_capacity(rows, payload(|r| r.key.as_ref().map_or(0, |k| k.len())));
+    let mut value =
+        BinaryBuilder::with_capacity(rows, payload(|r| r.value.as_ref().map_or(0, |v| v.len())));
+    let header_builder = StructBuilder::new(
+        header_fields(),
+        vec![
+            Box::new(StringBuilder::new()) as Box<dyn arrow_array::builder::ArrayBuilder>,
+            Box::new(BinaryBuilder::new()),
+        ],
+    );
+    let mut headers = ListBuilder::with_capacity(header_builder, rows).with_field(Arc::new(
+        Field::new("item", DataType::Struct(header_fields()), false),
+    ));
+
+    for record in records {
+        let range = &ranges[record.source as usize];
+        topic.append_value(&range.topic);
+        partition.append_value(range.partition);
+        offset.append_value(record.offset);
+        timestamp.append_option(record.timestamp_ms);
+        timestamp_type.append_option(record.timestamp_type.map(|t| t.as_str()));
+        key.append_option(record.key.as_deref());
+        value.append_option(record.value.as_deref());
+        let entries = headers.values();
+        for header in &record.headers {
+            entries
+                .field_builder::<StringBuilder>(0)
+                .expect("header key builder")
+                .append_value(&header.key);
+            entries
+                .field_builder::<BinaryBuilder>(1)
+                .expect("header value builder")
+                .append_option(header.value.as_deref());
+            entries.append(true);
+        }
+        headers.append(true);
+    }
+
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(topic.finish()),
+        Arc::new(partition.finish()),
+        Arc::new(offset.finish()),
+        Arc::new(timestamp.finish()),
+        Arc::new(timestamp_type.finish()),
+        Arc::new(key.finish()),
+        Arc::new(value.finish()),
+        Arc::new(headers.finish()),
+    ];
+    RecordBatch::try_new(schema(), columns).expect("columns match the kafkars schema")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Header, TimestampType};
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
+    use arrow_array::Array;
+
+    fn ranges() -> Vec<PartitionRange> {
+        vec![
+            PartitionRange {
+                topic: "a".into(),
+                partition: 0,
+                start: 0,
+                stop: 10,
+            },
+            PartitionRange {
+                topic: "b".into(),
+                partition: 3,
+                start: 0,
+                stop: 10,
+            },
+        ]
+    }
+
+    #[test]
+    fn test_batch_columns_and_nulls() {
+        let records = vec![
+            Record {
+                source: 1,
+                offset: 7,
+                timestamp_ms: Some(1_000),
+                timestamp_type: Some(TimestampType::LogAppendTime),
+                key: Some(b"k".to_vec().into()),
+                value: None,
+                headers: vec![
+                    Header {
+                        key: "h".into(),
+                        value: Some(b"1".to_vec().into()),
+                    },
+                    Header {
+                        key: "h".into(),
+                        value: None,
+                    },
+                ],
+            },
+            Record {
+                source: 0,
+                offset: 2,
+                timestamp_ms: None,
+                timestamp_type: None,
+                key: None,
+                value: Some(b"v".to_vec().into()),
+                headers: vec![],
+            },
+        ];
+        let batch = records_to_batch(&ranges(), &records);
+        assert_eq!(batch.num_rows(), 2);
+        let topic = batch.column(0).as_string::<i32>();
+        assert_eq!((topic.value(0), topic.value(1)), ("b", "a"));
+        let partition = batch.column(1).as_primitive::<Int32Type>();
+        assert_eq!((partition.value(0), partition.value(1)), (3, 0));
+        let offset = batch.column(2).as_primitive::<Int64Type>();
+        assert_eq!((offset.value(0), offset.value(1)), (7, 2));
+        let timestamp = batch.column(3).as_primitive::<TimestampMillisecondType>();
+        assert_eq!(timestamp.value(0), 1_000);
+        assert!(timestamp.is_null(1));
+        let kind = batch.column(4).as_string::<i32>();
+        assert_eq!(kind.value(0), "LogAppendTime");
+        assert!(kind.is_null(1));
+        let key = batch.column(5).as_binary::<i32>();
+        assert_eq!(key.value(0), b"k");
+        assert!(key.is_null(1));
+        let value = batch.column(6).as_binary::<i32>();
+        assert!(value.is_null(0));
+        assert_eq!(value.value(1), b"v");
+
+        let headers = batch.column(7).as_list::<i32>();
+        assert_eq!(headers.value_length(0), 2);
+        assert_eq!(headers.value_length(1), 0);
+        let first = headers.value(0);
+        let entries = first.as_struct();
+        let keys = entries.column(0).as_string::<i32>();
+        let values = entries.column(1).as_binary::<i32>();
+        assert_eq!((keys.value(0), keys.value(1)), ("h", "h"));
+        assert_eq!(values.value(0), b"1");
+        assert!(values.is_null(1));
+    }
+
+    #[test]
+    fn test_batch_empty_has_schema() {
+        let batch = records_to_batch(&ranges(), &[]);
+        assert_eq!(batch.num_rows(), 0);
+        assert_eq!(batch.schema(), schema());
+    }
+}
