@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,15 +11,26 @@ from pathlib import Path
 import pytest
 
 from scripts.readme_examples import examples
-from testkit.kafka import TopicFactory, round_robin
+from testkit.kafka import BASE_TIMESTAMP_MS, Message, TopicFactory
 
 REPO = Path(__file__).resolve().parents[2]
+ACTIONS = ["view", "click", "view", "purchase", "view", "click", "view", "view", "click"]
 
 
 @pytest.fixture
 def events(topics: TopicFactory) -> str:
-    """A topic shaped like the demo's `events`: 3 partitions, 9 messages."""
-    return topics.create("events", partitions=3, messages=round_robin(9, 3))
+    """A topic shaped like the demo's `events`: JSON events keyed by user over 3 partitions,
+    one second apart."""
+    messages = [
+        Message(
+            partition=i % 3,
+            key=f"user-{i}".encode(),
+            value=json.dumps({"user": f"user-{i}", "action": action, "amount": i}).encode(),
+            timestamp_ms=BASE_TIMESTAMP_MS + i * 1000,
+        )
+        for i, action in enumerate(ACTIONS)
+    ]
+    return topics.create("events", partitions=3, messages=messages)
 
 
 def with_topic(code: str, topic: str) -> str:
@@ -38,14 +51,24 @@ def test_readme_sql_in_cli(duckdb_cli: str, events: str) -> None:
         cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
-        "topic,partitions,replication_factor",
-        f"{events},3,1",
-        "partition,leader,low_watermark,high_watermark,replicas,in_sync_replicas",
-        "0,1,0,3,[1],[1]",
-        "1,1,0,3,[1],[1]",
-        "2,1,0,3,[1],[1]",
+    rows = list(csv.reader(result.stdout.splitlines()))
+    assert rows[0] == ["partition", "offset", "timestamp", "key", "value"]
+    assert rows[1] == [
+        "0",
+        "0",
+        "2024-01-01 00:00:00+00",
+        "user-0",
+        '{"user": "user-0", "action": "view", "amount": 0}',
     ]
+    assert [row[3] for row in rows[1:6]] == [f"user-{i}" for i in range(5)]
+    assert rows[6:11] == [
+        ["action", "events"],
+        ["view", "5"],
+        ["click", "3"],
+        ["purchase", "1"],
+        ["partition", "leader", "low_watermark", "high_watermark", "replicas", "in_sync_replicas"],
+    ]
+    assert rows[11:] == [[str(p), "1", "0", "3", "[1]", "[1]"] for p in range(3)]
 
 
 # The README's Python example, run by the venv's Python.
@@ -59,4 +82,6 @@ def test_readme_python(events: str) -> None:
         cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
-    assert f"about 9 messages in '{events}'" in result.stdout
+    lines = [" ".join(line.replace("│", " ").split()) for line in result.stdout.splitlines()]
+    assert "2024-01-01 00:00:00+00 user-0 view" in lines
+    assert result.stdout.rstrip().endswith("9 events")
