@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from confluent_kafka import KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import IsolationLevel, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 #: Where the tests look for the broker (``make kafka-up`` starts one there).
 BROKERS = os.environ.get("KAFKARS_TEST_BROKERS", "127.0.0.1:19092")
@@ -92,8 +94,12 @@ class TopicFactory:
         messages: Iterable[Message] = (),
         config: dict[str, str] | None = None,
         replication_factor: int = 1,
+        producer_config: Mapping[str, Any] | None = None,
     ) -> str:
-        """Create a topic, produce ``messages`` into it, and return its name."""
+        """Create a topic, produce ``messages`` into it, and return its name.
+
+        ``producer_config`` adds to or overrides the producer's settings (see :meth:`produce`).
+        """
         name = self.unique_name(hint)
         futures = self.admin.create_topics(
             [NewTopic(name, partitions, replication_factor, config=config or {})],
@@ -101,11 +107,21 @@ class TopicFactory:
         )
         futures[name].result(timeout=60)
         self.created.append(name)
-        self.produce(name, messages)
+        self.produce(name, messages, producer_config=producer_config)
         return name
 
-    def produce(self, topic: str, messages: Iterable[Message]) -> None:
-        """Produce ``messages`` to ``topic`` and wait until all are acknowledged."""
+    def produce(
+        self,
+        topic: str,
+        messages: Iterable[Message],
+        producer_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Produce ``messages`` to ``topic`` and wait until all are acknowledged.
+
+        One idempotent producer sends them in order, so each partition's messages get
+        consecutive offsets in the order given. ``producer_config`` adds to or overrides the
+        producer's settings (``compression.type``, ``message.max.bytes``, ``batch.size``, ...).
+        """
         messages = list(messages)
         if not messages:
             return
@@ -116,24 +132,124 @@ class TopicFactory:
                 errors.append(str(error))
 
         producer = Producer(
-            {"bootstrap.servers": self.brokers, "linger.ms": 5, "enable.idempotence": True}
+            {
+                "bootstrap.servers": self.brokers,
+                "linger.ms": 5,
+                "enable.idempotence": True,
+                **(producer_config or {}),
+            }
         )
         for message in messages:
-            producer.produce(
-                topic,
-                value=message.value,
-                key=message.key,
-                partition=message.partition,
-                timestamp=message.timestamp_ms,
-                headers=list(message.headers) or None,
-                on_delivery=on_delivery,
-            )
-            producer.poll(0)
+            self._send(producer, topic, message, on_delivery)
         remaining = producer.flush(60)
         if remaining or errors:
             raise RuntimeError(
                 f"producing to {topic}: {remaining} undelivered, errors: {errors[:3]}"
             )
+
+    @staticmethod
+    def _send(producer: Producer, topic: str, message: Message, on_delivery) -> None:
+        """Hand one message to ``producer``, waiting for room in its queue if it is full."""
+        while True:
+            try:
+                producer.produce(
+                    topic,
+                    value=message.value,
+                    key=message.key,
+                    partition=message.partition,
+                    timestamp=message.timestamp_ms,
+                    headers=list(message.headers) or None,
+                    on_delivery=on_delivery,
+                )
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+
+    def produce_transactions(
+        self,
+        topic: str,
+        transactions: Iterable[tuple[Sequence[Message], bool]],
+        producer_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Produce each ``(messages, commit)`` of ``transactions`` as one transaction of a single
+        transactional producer, committing it when ``commit`` is true and aborting it otherwise;
+        then wait until every transaction marker is written (:meth:`wait_stable`).
+
+        In each partition a transaction's records take consecutive offsets, followed by one
+        offset for its commit or abort marker (only in partitions the transaction wrote to).
+        """
+        errors: list[str] = []
+
+        def on_delivery(error, _message) -> None:
+            if error is not None:
+                errors.append(str(error))
+
+        producer = Producer(
+            {
+                "bootstrap.servers": self.brokers,
+                "transactional.id": f"{topic}-producer",
+                "linger.ms": 5,
+                **(producer_config or {}),
+            }
+        )
+        producer.init_transactions(60)
+        for messages, commit in transactions:
+            producer.begin_transaction()
+            for message in messages:
+                self._send(producer, topic, message, on_delivery)
+            # Every record is acknowledged before the transaction ends, also an aborted one's:
+            # aborted records then surely take offsets in the log.
+            remaining = producer.flush(60)
+            if remaining or errors:
+                raise RuntimeError(
+                    f"producing to {topic}: {remaining} undelivered, errors: {errors[:3]}"
+                )
+            if commit:
+                producer.commit_transaction(60)
+            else:
+                producer.abort_transaction(60)
+        self.wait_stable(topic)
+
+    def end_offsets(self, topic: str, isolation_level: IsolationLevel) -> dict[int, int]:
+        """Per partition of ``topic``: the high watermark (``READ_UNCOMMITTED``) or the last
+        stable offset (``READ_COMMITTED``)."""
+        metadata = self.admin.list_topics(topic, timeout=30).topics[topic]
+        request = {TopicPartition(topic, p): OffsetSpec.latest() for p in metadata.partitions}
+        futures = self.admin.list_offsets(
+            request, isolation_level=isolation_level, request_timeout=30
+        )
+        return {tp.partition: future.result().offset for tp, future in futures.items()}
+
+    def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
+        """Per partition of ``topic``: the first offset whose timestamp is >= ``timestamp_ms``,
+        as the broker answers ListOffsets (every offset counts, also a transaction marker's,
+        which carries the time it was written), or the high watermark when there is none."""
+        metadata = self.admin.list_topics(topic, timeout=30).topics[topic]
+        request = {
+            TopicPartition(topic, p): OffsetSpec.for_timestamp(timestamp_ms)
+            for p in metadata.partitions
+        }
+        futures = self.admin.list_offsets(request, request_timeout=30)
+        found = {tp.partition: future.result().offset for tp, future in futures.items()}
+        ends = self.end_offsets(topic, IsolationLevel.READ_UNCOMMITTED)
+        return {p: ends[p] if offset < 0 else offset for p, offset in found.items()}
+
+    def wait_stable(self, topic: str, timeout: float = 30.0) -> None:
+        """Wait until no transaction is open in ``topic``: every partition's last stable offset
+        equals its high watermark (commit and abort markers are written asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            committed = self.end_offsets(topic, IsolationLevel.READ_COMMITTED)
+            written = self.end_offsets(topic, IsolationLevel.READ_UNCOMMITTED)
+            if committed == written:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{topic}: transactions still open after {timeout}s: "
+                    f"last stable offsets {committed}, high watermarks {written}"
+                )
+            time.sleep(0.1)
 
     def delete_all(self) -> None:
         """Delete every topic this factory created."""

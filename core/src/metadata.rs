@@ -169,24 +169,26 @@ pub(crate) fn topic_partition_ids<C: ConsumerContext>(
     topic: &str,
     deadline: Instant,
 ) -> Result<Vec<i32>> {
-    let metadata = fetch_metadata(
-        consumer,
-        settings,
-        Some(topic),
-        remaining(settings, deadline)?,
-    )?;
-    let entry = checked_topic(&metadata, settings, topic)?;
-    if let Some(leaderless) = entry.partitions().iter().find(|p| p.leader() < 0) {
-        return Err(Error::OffsetFetch {
-            topic: topic.to_owned(),
-            partition: Some(leaderless.id()),
-            brokers: settings.brokers().to_owned(),
-            reason: "the partition has no leader".into(),
-        });
+    loop {
+        let timeout = remaining(settings, deadline)?;
+        let metadata = fetch_metadata(consumer, settings, Some(topic), timeout)?;
+        let entry = checked_topic(&metadata, settings, topic)?;
+        let Some(leaderless) = entry.partitions().iter().find(|p| p.leader() < 0) else {
+            let mut ids: Vec<i32> = entry.partitions().iter().map(|p| p.id()).collect();
+            ids.sort_unstable();
+            return Ok(ids);
+        };
+        // A new topic or a failover: leaders are elected within moments.
+        if deadline.saturating_duration_since(Instant::now()) < LOOKUP_RETRY_BACKOFF {
+            return Err(Error::OffsetFetch {
+                topic: topic.to_owned(),
+                partition: Some(leaderless.id()),
+                brokers: settings.brokers().to_owned(),
+                reason: "the partition has no leader".into(),
+            });
+        }
+        std::thread::sleep(LOOKUP_RETRY_BACKOFF);
     }
-    let mut ids: Vec<i32> = entry.partitions().iter().map(|p| p.id()).collect();
-    ids.sort_unstable();
-    Ok(ids)
 }
 
 /// The metadata of `topic` out of an answer, or the error the cluster reported for it.
@@ -251,43 +253,99 @@ pub(crate) fn list_offsets<'t, C: ConsumerContext>(
     deadline: Instant,
 ) -> Result<Vec<Option<i64>>> {
     let requests: Vec<(&str, i32, Offset)> = requests.into_iter().collect();
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Leadership moves (a new topic, a broker restart) answer with errors that go away within
+    // moments: ask again until the deadline.
+    loop {
+        match list_offsets_once(consumer, settings, &requests, deadline) {
+            Err(Lookup::Retriable(error)) => {
+                if deadline.saturating_duration_since(Instant::now()) < LOOKUP_RETRY_BACKOFF {
+                    return Err(error);
+                }
+                std::thread::sleep(LOOKUP_RETRY_BACKOFF);
+            }
+            Err(Lookup::Fatal(error)) => return Err(error),
+            Ok(offsets) => return Ok(offsets),
+        }
+    }
+}
+
+/// How long to wait before asking again after a retriable lookup error.
+const LOOKUP_RETRY_BACKOFF: Duration = Duration::from_millis(200);
+
+/// A failed lookup, and whether asking again may help.
+enum Lookup {
+    Retriable(Error),
+    Fatal(Error),
+}
+
+/// Errors of a partition lookup that leadership changes cause and time cures.
+fn is_retriable(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::NotLeaderForPartition
+            | RDKafkaErrorCode::LeaderNotAvailable
+            | RDKafkaErrorCode::FencedLeaderEpoch
+            | RDKafkaErrorCode::UnknownLeaderEpoch
+            | RDKafkaErrorCode::OffsetNotAvailable
+            | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::BrokerNotAvailable
+    )
+}
+
+fn list_offsets_once<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    settings: &ClientSettings,
+    requests: &[(&str, i32, Offset)],
+    deadline: Instant,
+) -> std::result::Result<Vec<Option<i64>>, Lookup> {
     let fetch_error = |topic: &str, partition: Option<i32>, reason: String| Error::OffsetFetch {
         topic: topic.to_owned(),
         partition,
         brokers: settings.brokers().to_owned(),
         reason,
     };
-    let Some(&(first_topic, _, _)) = requests.first() else {
-        return Ok(Vec::new());
+    let classify_code = |code: Option<RDKafkaErrorCode>, error: Error| match code {
+        Some(code) if is_retriable(code) => Lookup::Retriable(error),
+        _ => Lookup::Fatal(error),
     };
+    let first_topic = requests[0].0;
     let mut list = TopicPartitionList::with_capacity(requests.len());
-    for &(topic, partition, at) in &requests {
+    for &(topic, partition, at) in requests {
         list.add_partition_offset(topic, partition, at)
-            .map_err(|error| fetch_error(topic, Some(partition), kafka_reason(&error)))?;
+            .map_err(|error| {
+                Lookup::Fatal(fetch_error(topic, Some(partition), kafka_reason(&error)))
+            })?;
     }
-    let timeout = remaining(settings, deadline)?;
+    let timeout = remaining(settings, deadline).map_err(Lookup::Fatal)?;
     let answer = consumer.offsets_for_times(list, timeout).map_err(|error| {
-        classify(settings, error, timeout, |reason| {
-            fetch_error(first_topic, None, reason)
-        })
+        let code = error.rdkafka_error_code();
+        classify_code(
+            code,
+            classify(settings, error, timeout, |reason| {
+                fetch_error(first_topic, None, reason)
+            }),
+        )
     })?;
 
     requests
         .iter()
         .map(|&(topic, partition, at)| {
             let element = answer.find_partition(topic, partition).ok_or_else(|| {
-                fetch_error(topic, Some(partition), "missing from the answer".into())
-            })?;
-            element
-                .error()
-                .map_err(|error| fetch_error(topic, Some(partition), kafka_reason(&error)))?;
-            let no_leader = || {
-                fetch_error(
+                Lookup::Fatal(fetch_error(
                     topic,
                     Some(partition),
-                    "no leader answered for this partition".into(),
+                    "missing from the answer".into(),
+                ))
+            })?;
+            element.error().map_err(|error| {
+                classify_code(
+                    error.rdkafka_error_code(),
+                    fetch_error(topic, Some(partition), kafka_reason(&error)),
                 )
-            };
+            })?;
             // A partition whose leader was unknown comes back with the request unchanged: for
             // logical requests that is caught here; callers make sure partitions asked by
             // timestamp had a leader (see `topic_partition_ids`).
@@ -295,7 +353,11 @@ pub(crate) fn list_offsets<'t, C: ConsumerContext>(
                 (_, Offset::Offset(offset)) if offset >= 0 => Ok(Some(offset)),
                 // No message at or after the timestamp.
                 (Offset::Offset(_), Offset::End) => Ok(None),
-                _ => Err(no_leader()),
+                _ => Err(Lookup::Retriable(fetch_error(
+                    topic,
+                    Some(partition),
+                    "no leader answered for this partition".into(),
+                ))),
             }
         })
         .collect()

@@ -28,7 +28,12 @@ def test_connect_loads_the_extension(con: duckdb.DuckDBPyConnection) -> None:
         "SELECT DISTINCT function_name FROM duckdb_functions() "
         "WHERE function_name LIKE 'kafka_%' ORDER BY 1"
     ).fetchall()
-    assert names == [("kafka_partitions",), ("kafka_topics",)]
+    assert names == [
+        ("kafka_offsets",),
+        ("kafka_partitions",),
+        ("kafka_scan",),
+        ("kafka_topics",),
+    ]
     [(size,)] = con.sql("SELECT current_setting('streaming_buffer_size')").fetchall()
     assert size == "97.6 KiB"
 

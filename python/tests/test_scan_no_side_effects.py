@@ -1,0 +1,50 @@
+"""kafka_scan and kafka_offsets read without side effects: no consumer group, no commit."""
+
+from __future__ import annotations
+
+import duckdb
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+from testkit.kafka import TopicFactory, round_robin
+from testkit.scan import fetch, tstz
+
+
+def consumer_groups(topics: TopicFactory) -> set[str]:
+    result = topics.admin.list_consumer_groups(request_timeout=10).result()
+    return {group.group_id for group in result.valid}
+
+
+def committed_offsets(topics: TopicFactory, group: str, topic: str, partitions: int) -> list:
+    """The offsets ``group`` has committed for ``topic`` (none: every offset is -1001)."""
+    request = ConsumerGroupTopicPartitions(
+        group, [TopicPartition(topic, p) for p in range(partitions)]
+    )
+    [future] = topics.admin.list_consumer_group_offsets([request]).values()
+    return [tp.offset for tp in future.result(timeout=30).topic_partitions]
+
+
+# Scans and previews, with and without a group.id in config, create no consumer group and
+# commit no offset: the Admin API shows nothing new afterwards.
+def test_scans_create_no_group_and_commit_nothing(
+    con: duckdb.DuckDBPyConnection, topics: TopicFactory, brokers: str
+) -> None:
+    topic = topics.create("quiet", partitions=3, messages=round_robin(30, 3))
+    group = topics.unique_name("group")
+    before = consumer_groups(topics)
+    with_group = f"config := MAP {{'group.id': '{group}'}}"
+    for function in ["kafka_scan", "kafka_offsets"]:
+        for arguments in [
+            "",
+            f", {with_group}",
+            f", policy := 'latest', {with_group}",
+            f", start := {tstz(1_704_067_210_000)}, {with_group}",
+            f", lookback := INTERVAL 100000 DAYS, partitions := [1], {with_group}",
+        ]:
+            fetch(con, f"SELECT * FROM {function}('{topic}', brokers := '{brokers}'{arguments})")
+    assert fetch(
+        con, f"SELECT count(*) FROM kafka_scan('{topic}', brokers := '{brokers}', {with_group})"
+    ) == [(30,)]
+    after = consumer_groups(topics)
+    assert group not in after
+    assert after <= before
+    assert committed_offsets(topics, group, topic, 3) == [-1001, -1001, -1001]
