@@ -71,20 +71,28 @@ pub struct Record {
 }
 
 /// Bytes a record is charged against the memory budget beyond its payloads: the struct itself
-/// and allocator overhead, so that many tiny messages are not free.
-const RECORD_OVERHEAD: usize = 64;
+/// plus its slot in the buffer, so that many tiny messages are not free.
+const RECORD_OVERHEAD: usize = std::mem::size_of::<Record>();
+/// What the allocator adds to each separately allocated key, value or header.
+const ALLOCATION_OVERHEAD: usize = 16;
 
 impl Record {
     /// The bytes this record occupies, as counted against `max_buffer_bytes`.
     pub fn buffered_bytes(&self) -> usize {
-        let payload = |bytes: &Option<Box<[u8]>>| bytes.as_ref().map_or(0, |b| b.len());
+        let payload =
+            |bytes: &Option<Box<[u8]>>| bytes.as_ref().map_or(0, |b| b.len() + ALLOCATION_OVERHEAD);
         RECORD_OVERHEAD
             + payload(&self.key)
             + payload(&self.value)
             + self
                 .headers
                 .iter()
-                .map(|h| RECORD_OVERHEAD / 2 + h.key.len() + payload(&h.value))
+                .map(|h| {
+                    std::mem::size_of::<Header>()
+                        + h.key.len()
+                        + ALLOCATION_OVERHEAD
+                        + payload(&h.value)
+                })
                 .sum::<usize>()
     }
 
