@@ -125,22 +125,19 @@ class TopicFactory:
         messages = list(messages)
         if not messages:
             return
-        errors: list[str] = []
-
-        def on_delivery(error, _message) -> None:
-            if error is not None:
-                errors.append(str(error))
-
-        producer = Producer(
-            {
-                "bootstrap.servers": self.brokers,
-                "linger.ms": 5,
-                "enable.idempotence": True,
-                **(producer_config or {}),
-            }
-        )
+        producer, errors = self._producer({"enable.idempotence": True, **(producer_config or {})})
         for message in messages:
-            self._send(producer, topic, message, on_delivery)
+            self._send(producer, topic, message, errors)
+        self._flush(producer, topic, errors)
+
+    def _producer(self, config: Mapping[str, Any]) -> tuple[Producer, list[str]]:
+        """A producer for the test broker, and the list its delivery errors are collected in."""
+        producer = Producer({"bootstrap.servers": self.brokers, "linger.ms": 5, **config})
+        return producer, []
+
+    @staticmethod
+    def _flush(producer: Producer, topic: str, errors: list[str]) -> None:
+        """Wait until everything sent is acknowledged; fail on any delivery error."""
         remaining = producer.flush(60)
         if remaining or errors:
             raise RuntimeError(
@@ -148,8 +145,14 @@ class TopicFactory:
             )
 
     @staticmethod
-    def _send(producer: Producer, topic: str, message: Message, on_delivery) -> None:
-        """Hand one message to ``producer``, waiting for room in its queue if it is full."""
+    def _send(producer: Producer, topic: str, message: Message, errors: list[str]) -> None:
+        """Hand one message to ``producer``, waiting for room in its queue if it is full; a
+        delivery error is appended to ``errors``."""
+
+        def on_delivery(error, _message) -> None:
+            if error is not None:
+                errors.append(str(error))
+
         while True:
             try:
                 producer.produce(
@@ -179,37 +182,27 @@ class TopicFactory:
         In each partition a transaction's records take consecutive offsets, followed by one
         offset for its commit or abort marker (only in partitions the transaction wrote to).
         """
-        errors: list[str] = []
-
-        def on_delivery(error, _message) -> None:
-            if error is not None:
-                errors.append(str(error))
-
-        producer = Producer(
-            {
-                "bootstrap.servers": self.brokers,
-                "transactional.id": f"{topic}-producer",
-                "linger.ms": 5,
-                **(producer_config or {}),
-            }
+        producer, errors = self._producer(
+            {"transactional.id": f"{topic}-producer", **(producer_config or {})}
         )
         producer.init_transactions(60)
         for messages, commit in transactions:
             producer.begin_transaction()
             for message in messages:
-                self._send(producer, topic, message, on_delivery)
+                self._send(producer, topic, message, errors)
             # Every record is acknowledged before the transaction ends, also an aborted one's:
             # aborted records then surely take offsets in the log.
-            remaining = producer.flush(60)
-            if remaining or errors:
-                raise RuntimeError(
-                    f"producing to {topic}: {remaining} undelivered, errors: {errors[:3]}"
-                )
+            self._flush(producer, topic, errors)
             if commit:
                 producer.commit_transaction(60)
             else:
                 producer.abort_transaction(60)
         self.wait_stable(topic)
+
+    def consumer_groups(self) -> set[str]:
+        """The ids of every consumer group the cluster knows."""
+        result = self.admin.list_consumer_groups(request_timeout=10).result()
+        return {group.group_id for group in result.valid}
 
     def end_offsets(self, topic: str, isolation_level: IsolationLevel) -> dict[int, int]:
         """Per partition of ``topic``: the high watermark (``READ_UNCOMMITTED``) or the last

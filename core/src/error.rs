@@ -182,9 +182,54 @@ pub(crate) fn format_duration(duration: Duration) -> String {
     }
 }
 
+/// Format ms since the epoch as UTC ISO 8601, e.g. `2024-01-01T00:00:05.250Z`, the way a
+/// TIMESTAMPTZ is written at the SQL prompt.
+pub(crate) fn format_timestamp_ms(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let (hours, minutes, seconds, millis) = (
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000,
+    );
+    let fraction = if millis == 0 {
+        String::new()
+    } else {
+        format!(".{millis:03}")
+    };
+    format!("{year:04}-{month:02}-{day:02}T{hours:02}:{minutes:02}:{seconds:02}{fraction}Z")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_format_timestamp_ms() {
+        assert_eq!(format_timestamp_ms(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            format_timestamp_ms(1_704_067_205_250),
+            "2024-01-01T00:00:05.250Z"
+        );
+        assert_eq!(format_timestamp_ms(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(format_timestamp_ms(-1), "1969-12-31T23:59:59.999Z");
+    }
 
     #[test]
     fn test_format_duration_units() {

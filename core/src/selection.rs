@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{format_timestamp_ms, Error, Result};
 
 /// Where a partition's read starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +161,9 @@ impl ScanSelection {
                     return Err(invalid(
                         "cutoff",
                         format!(
-                            "the cutoff ({cutoff} ms) is before the start ({start} ms) of topic '{}'",
+                            "the cutoff ({}) is before the start ({}) of topic '{}'",
+                            format_timestamp_ms(cutoff),
+                            format_timestamp_ms(start),
                             selection.topic
                         ),
                     ));
@@ -328,7 +330,8 @@ mod tests {
             .starts_with("invalid partitions: expected at least one"));
         assert_eq!(
             text(select(None, Some(99))),
-            "invalid cutoff: the cutoff (99 ms) is before the start (100 ms) of topic 'a'"
+            "invalid cutoff: the cutoff (1970-01-01T00:00:00.099Z) is before the start \
+             (1970-01-01T00:00:00.100Z) of topic 'a'"
         );
         assert_eq!(
             text(ScanSelection::for_topic_list(

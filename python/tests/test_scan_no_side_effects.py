@@ -9,11 +9,6 @@ from testkit.kafka import TopicFactory, round_robin
 from testkit.scan import fetch, tstz
 
 
-def consumer_groups(topics: TopicFactory) -> set[str]:
-    result = topics.admin.list_consumer_groups(request_timeout=10).result()
-    return {group.group_id for group in result.valid}
-
-
 def committed_offsets(topics: TopicFactory, group: str, topic: str, partitions: int) -> list:
     """The offsets ``group`` has committed for ``topic`` (none: every offset is -1001)."""
     request = ConsumerGroupTopicPartitions(
@@ -30,7 +25,7 @@ def test_scans_create_no_group_and_commit_nothing(
 ) -> None:
     topic = topics.create("quiet", partitions=3, messages=round_robin(30, 3))
     group = topics.unique_name("group")
-    before = consumer_groups(topics)
+    before = topics.consumer_groups()
     with_group = f"config := MAP {{'group.id': '{group}'}}"
     for function in ["kafka_scan", "kafka_offsets"]:
         for arguments in [
@@ -44,7 +39,7 @@ def test_scans_create_no_group_and_commit_nothing(
     assert fetch(
         con, f"SELECT count(*) FROM kafka_scan('{topic}', brokers := '{brokers}', {with_group})"
     ) == [(30,)]
-    after = consumer_groups(topics)
+    after = topics.consumer_groups()
     assert group not in after
     assert after <= before
     assert committed_offsets(topics, group, topic, 3) == [-1001, -1001, -1001]
