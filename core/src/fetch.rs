@@ -63,9 +63,12 @@ impl BudgetSplit {
 
 /// What polling one partition gave.
 pub(crate) enum Polled {
-    /// A message inside the partition's range.
+    /// A message inside the partition's range (or any message, when no stop applies).
     Record(Record),
-    /// The partition reached its stop offset: nothing more will come from it.
+    /// The first message at or past the stop offset: the range is complete. Follow mode
+    /// keeps it as the first live message.
+    PastStop(Record),
+    /// The partition reached its stop offset without a message to show for it.
     Done,
     /// Nothing right now.
     Nothing,
@@ -143,16 +146,18 @@ fn throwaway_group_id() -> String {
 }
 
 impl Fetcher {
-    /// Assign every partition of `ranges` that has something to read at its start offset and
-    /// split off its queue.
+    /// Assign the partitions of `ranges` at their start offsets and split off their queues:
+    /// those with something to read, or all of them when `follow` (to read what comes later).
     pub(crate) fn assign(
         consumer: Arc<BaseConsumer>,
         settings: &ClientSettings,
         ranges: &[PartitionRange],
         fields: Fields,
+        follow: bool,
     ) -> Result<Self> {
+        let read = |range: &PartitionRange| follow || range.start < range.stop;
         let mut assignment = TopicPartitionList::with_capacity(ranges.len());
-        for range in ranges.iter().filter(|r| r.start < r.stop) {
+        for range in ranges.iter().filter(|r| read(r)) {
             assignment
                 .add_partition_offset(&range.topic, range.partition, Offset::Offset(range.start))
                 .map_err(|error| fetch_error(settings, range, &error))?;
@@ -166,7 +171,7 @@ impl Fetcher {
         let queues = ranges
             .iter()
             .map(|range| {
-                (range.start < range.stop)
+                read(range)
                     .then(|| consumer.split_partition_queue(&range.topic, range.partition))
                     .flatten()
             })
@@ -196,13 +201,16 @@ impl Fetcher {
         Ok(())
     }
 
-    /// Poll partition `source` once, waiting at most `wait`.
+    /// Poll partition `source` once, waiting at most `wait`. With `bounded`, messages are
+    /// checked against the range's stop; without (follow mode, once live), every message is
+    /// simply delivered.
     pub(crate) fn poll(
         &self,
         settings: &ClientSettings,
         source: usize,
         range: &PartitionRange,
         wait: Duration,
+        bounded: bool,
     ) -> Result<Polled> {
         let Some(queue) = &self.queues[source] else {
             return Ok(Polled::Done);
@@ -210,13 +218,14 @@ impl Fetcher {
         match queue.poll(wait) {
             None => Ok(Polled::Nothing),
             Some(Ok(message)) => {
-                if message.offset() >= range.stop {
-                    return Ok(Polled::Done);
+                let record = copy_record(source, &message, self.fields);
+                if bounded && record.offset >= range.stop {
+                    return Ok(Polled::PastStop(record));
                 }
-                Ok(Polled::Record(copy_record(source, &message, self.fields)))
+                Ok(Polled::Record(record))
             }
             Some(Err(KafkaError::PartitionEOF(_))) => {
-                if self.position(range)? >= range.stop {
+                if bounded && self.position(range)? >= range.stop {
                     Ok(Polled::Done)
                 } else {
                     Ok(Polled::Nothing)

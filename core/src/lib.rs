@@ -53,7 +53,10 @@ pub use merge::OrderedMerge;
 pub use metadata::{MetadataClient, PartitionInfo, TopicInfo};
 pub use record::{Fields, Header, Record, TimestampType};
 pub use resolve::{bound_range, resolve_offsets, PartitionRange};
-pub use scan::{plan_scan, Scan, ScanOptions, DEFAULT_MAX_BUFFER_BYTES, MIN_MAX_BUFFER_BYTES};
+pub use scan::{
+    plan_scan, PartitionState, Scan, ScanOptions, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFER_BYTES,
+    MIN_MAX_BUFFER_BYTES,
+};
 pub use selection::{ScanSelection, StartPolicy, TopicSelection};
 pub use settings::{
     duration_from_micros, ClientSettings, ClientSettingsBuilder, DEFAULT_BROKERS, DEFAULT_TIMEOUT,

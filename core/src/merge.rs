@@ -47,6 +47,8 @@ pub struct OrderedMerge<T, K> {
 struct Source<T> {
     items: VecDeque<T>,
     finished: bool,
+    /// Not waited for while empty (an idle partition in follow mode); cleared by `push`.
+    suspended: bool,
 }
 
 impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
@@ -57,6 +59,7 @@ impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
                 .map(|_| Source {
                     items: VecDeque::new(),
                     finished: false,
+                    suspended: false,
                 })
                 .collect(),
             heads: BinaryHeap::with_capacity(sources),
@@ -75,7 +78,9 @@ impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
         if state.items.is_empty() {
             let (timestamp, offset) = (self.key)(&item);
             self.heads.push(Reverse((timestamp, rank(source), offset)));
-            self.waiting -= 1;
+            if !std::mem::take(&mut state.suspended) {
+                self.waiting -= 1;
+            }
         }
         state.items.push_back(item);
     }
@@ -85,9 +90,21 @@ impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
         let state = &mut self.sources[source];
         if !state.finished {
             state.finished = true;
-            if state.items.is_empty() {
+            if state.items.is_empty() && !std::mem::take(&mut state.suspended) {
                 self.waiting -= 1;
             }
+        }
+    }
+
+    /// Stop waiting for source `source` while it is empty: the others' items are released
+    /// without it, and its next item joins the merge when it comes. Follow mode uses this for
+    /// partitions that have been silent for the idle timeout. Does nothing to a source that
+    /// has items or is finished.
+    pub fn suspend(&mut self, source: usize) {
+        let state = &mut self.sources[source];
+        if !state.finished && state.items.is_empty() && !state.suspended {
+            state.suspended = true;
+            self.waiting -= 1;
         }
     }
 
@@ -111,10 +128,11 @@ impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
         Some((source, item))
     }
 
-    /// Whether source `source` holds the merge back: unfinished with nothing buffered.
+    /// Whether source `source` holds the merge back: unfinished, not suspended, and with
+    /// nothing buffered.
     pub fn is_blocking(&self, source: usize) -> bool {
         let state = &self.sources[source];
-        !state.finished && state.items.is_empty()
+        !state.finished && !state.suspended && state.items.is_empty()
     }
 
     /// Whether `pop` would release an item now.
@@ -308,6 +326,27 @@ mod tests {
         merge.finish(1);
         let out: Vec<_> = std::iter::from_fn(|| merge.pop()).collect();
         assert_eq!(out, vec![(1, (5, 0)), (0, (10, 0)), (0, (1, 1))]);
+    }
+
+    #[test]
+    fn test_merge_suspended_source_stops_holding_back() {
+        let mut merge = merge(2);
+        merge.push(0, (5, 0));
+        assert_eq!(merge.pop(), None);
+        merge.suspend(1);
+        assert!(!merge.is_blocking(1));
+        assert_eq!(merge.pop(), Some((0, (5, 0))));
+        // Source 0 is empty and not suspended: it holds the merge back again.
+        merge.push(1, (1, 0));
+        assert_eq!(merge.pop(), None);
+        merge.push(0, (9, 1));
+        assert_eq!(merge.pop(), Some((1, (1, 0))));
+        merge.suspend(1);
+        merge.suspend(1);
+        assert_eq!(merge.pop(), Some((0, (9, 1))));
+        merge.finish(1);
+        merge.finish(0);
+        assert!(merge.is_done());
     }
 
     #[test]

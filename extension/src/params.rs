@@ -82,6 +82,11 @@ pub fn timestamp_ms(
     }))
 }
 
+/// An optional BOOLEAN named argument.
+pub fn boolean(input: &BindInput, parameter: &str) -> Result<Option<bool>, kafkars_core::Error> {
+    Ok(not_null(input.named(parameter), parameter)?.map(|value| value.to_bool()))
+}
+
 /// An optional BIGINT named argument.
 pub fn integer(input: &BindInput, parameter: &str) -> Result<Option<i64>, kafkars_core::Error> {
     Ok(not_null(input.named(parameter), parameter)?.map(|value| value.to_i64()))

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use kafkars_core::{
     plan_scan, ClientSettings, Fields, PartitionRange, Record, Scan, ScanOptions, ScanSelection,
-    DEFAULT_MAX_BUFFER_BYTES,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFER_BYTES,
 };
 
 use crate::capi::{BindInput, Column, DataChunk, InitInput, LogicalType, TableFunction, Vector};
@@ -33,7 +33,7 @@ mod column {
 pub struct ScanRequest {
     settings: ClientSettings,
     selection: ScanSelection,
-    max_buffer_bytes: usize,
+    options: ScanOptions,
 }
 
 /// A running kafka_scan: the engine's scan, and the chunk being written.
@@ -65,6 +65,8 @@ impl TableFunction for KafkaScan {
         let mut named = params::client_parameters();
         named.extend(params::selection_parameters());
         named.push(("max_buffer_bytes", LogicalType::bigint()));
+        named.push(("follow", LogicalType::boolean()));
+        named.push(("idle_timeout", LogicalType::interval()));
         named
     }
 
@@ -80,15 +82,26 @@ impl TableFunction for KafkaScan {
                     })?
                 }
             };
+            let follow = params::boolean(input, "follow")?.unwrap_or(false);
+            let idle_timeout = params::interval(input, "idle_timeout")?;
+            if idle_timeout.is_some() && !follow {
+                return Err(kafkars_core::Error::InvalidParameter {
+                    parameter: "idle_timeout".into(),
+                    reason: "it applies to follow mode only; add follow := true or leave it out"
+                        .into(),
+                });
+            }
             let options = ScanOptions {
                 max_buffer_bytes,
                 fields: Fields::ALL,
+                follow,
+                idle_timeout: idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
             };
             options.validate()?;
             Ok(ScanRequest {
                 settings: params::client_settings(input)?,
                 selection,
-                max_buffer_bytes,
+                options,
             })
         })()
         .map_err(|e| error_text(Self::NAME, e))?;
@@ -118,8 +131,8 @@ impl TableFunction for KafkaScan {
             headers: columns.contains(&column::HEADERS),
         };
         let options = ScanOptions {
-            max_buffer_bytes: request.max_buffer_bytes,
             fields,
+            ..request.options
         };
         let scan = Scan::open(&request.settings, &request.selection, options)
             .map_err(|e| error_text(Self::NAME, e))?;
@@ -139,7 +152,9 @@ impl TableFunction for KafkaScan {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let ScanInner { scan, rows } = &mut *inner;
         rows.clear();
-        scan.next_records(DataChunk::capacity(), rows)
+        // No deadline: a call that returns no row ends the scan, so in follow mode it waits
+        // for the next message.
+        scan.next_records(DataChunk::capacity(), rows, None)
             .map_err(|e| error_text(Self::NAME, e))?;
         for (position, &column) in state.columns.iter().enumerate() {
             write_column(scan.ranges(), rows, column, output.vector(position));

@@ -1,12 +1,19 @@
 """kafkars: read Apache Kafka topics into DuckDB and Arrow, in timestamp order.
 
-The package carries a DuckDB extension (``kafka_scan``, ``kafka_topics``,
-``kafka_partitions``) and helpers to load it::
+The package carries a DuckDB extension (``kafka_scan``, ``kafka_offsets``, ``kafka_topics``,
+``kafka_partitions``) with helpers to load it, and :class:`ConsumerManager`, which streams
+topics as ``pyarrow.RecordBatch``es::
 
     import kafkars
 
     con = kafkars.connect()
-    con.sql("SELECT * FROM kafka_partitions('events', brokers := '127.0.0.1:19092')").show()
+    con.sql("SELECT count(*) FROM kafka_scan('events', brokers := '127.0.0.1:19092')").show()
+
+    from kafkars import ConsumerManager, SourceTopic
+
+    with ConsumerManager({"bootstrap.servers": "127.0.0.1:19092"},
+                         [SourceTopic.from_earliest("events")]) as manager:
+        batch = manager.poll(timeout_ms=1000)
 """
 
 from __future__ import annotations
@@ -17,9 +24,13 @@ from typing import Any
 
 import duckdb
 
-from kafkars._internal import __version__, librdkafka_version
+from kafkars._internal import KafkarsError, __version__, librdkafka_version
+from kafkars.manager import ConsumerManager, SourceTopic
 
 __all__ = [
+    "ConsumerManager",
+    "KafkarsError",
+    "SourceTopic",
     "__version__",
     "connect",
     "extension_path",

@@ -1,8 +1,11 @@
 //! `kafkars._internal`: the compiled half of the Python package.
 //!
-//! Bindings only: each function converts its arguments, calls `kafkars_core` and converts the
-//! result. Docstrings and conveniences live in the Python package (`kafkars/__init__.py`),
-//! and `kafkars/_internal.pyi` mirrors this module.
+//! Bindings only: each function converts its arguments, releases the GIL, calls
+//! `kafkars_core` and converts the result. Docstrings and conveniences live in the Python
+//! package (`kafkars/`), and `kafkars/_internal.pyi` mirrors this module.
+
+mod errors;
+mod manager;
 
 use pyo3::prelude::*;
 
@@ -15,6 +18,11 @@ fn librdkafka_version() -> String {
 #[pymodule]
 fn _internal(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add(
+        "KafkarsError",
+        module.py().get_type::<errors::KafkarsError>(),
+    )?;
     module.add_function(wrap_pyfunction!(librdkafka_version, module)?)?;
+    module.add_class::<manager::RawConsumerManager>()?;
     Ok(())
 }

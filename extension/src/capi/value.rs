@@ -43,6 +43,12 @@ impl Value {
         (interval.months, interval.days, interval.micros)
     }
 
+    /// A BOOLEAN value.
+    pub fn to_bool(&self) -> bool {
+        // SAFETY: self.0 is live; the parameter was declared BOOLEAN so DuckDB cast it.
+        unsafe { ffi::duckdb_get_bool(self.0) }
+    }
+
     /// An integer value (INTEGER, BIGINT parameters and list elements).
     pub fn to_i64(&self) -> i64 {
         // SAFETY: self.0 is live; DuckDB casts integer types to BIGINT.

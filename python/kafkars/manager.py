@@ -1,0 +1,210 @@
+"""Streaming Kafka topics into Arrow: :class:`ConsumerManager` and :class:`SourceTopic`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+
+from kafkars._internal import RawConsumerManager
+
+__all__ = ["ConsumerManager", "SourceTopic"]
+
+#: Default memory budget: our buffers plus librdkafka's prefetch queues.
+DEFAULT_MAX_BUFFER_BYTES = 256 * 1024 * 1024
+#: Default time a silent partition may hold live delivery back.
+DEFAULT_IDLE_TIMEOUT_MS = 1_000
+#: Default time to wait for brokers, metadata and replay progress.
+DEFAULT_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True)
+class SourceTopic:
+    """A topic to read and where its partitions start.
+
+    Build one with :meth:`from_earliest`, :meth:`from_latest`, :meth:`from_timestamp` (alias
+    :meth:`from_absolute_time`) or :meth:`from_relative_time`.
+    """
+
+    name: str
+    policy: str
+    argument_ms: int | None = None
+
+    @classmethod
+    def from_earliest(cls, name: str) -> SourceTopic:
+        """Start every partition at the first message still stored."""
+        return cls(_topic_name(name), "earliest")
+
+    @classmethod
+    def from_latest(cls, name: str) -> SourceTopic:
+        """Start at the end: no history, only messages that arrive from now on."""
+        return cls(_topic_name(name), "latest")
+
+    @classmethod
+    def from_timestamp(cls, name: str, timestamp_ms: int) -> SourceTopic:
+        """Start at the first message whose timestamp is at or after ``timestamp_ms`` (ms
+        since the epoch)."""
+        return cls(_topic_name(name), "timestamp", _milliseconds("timestamp_ms", timestamp_ms))
+
+    from_absolute_time = from_timestamp
+
+    @classmethod
+    def from_relative_time(cls, name: str, lookback_ms: int) -> SourceTopic:
+        """Start at the first message of the last ``lookback_ms`` milliseconds."""
+        return cls(_topic_name(name), "relative", _milliseconds("lookback_ms", lookback_ms))
+
+
+class ConsumerManager:
+    """Reads topics as ``pyarrow.RecordBatch``es: first their history in strict timestamp
+    order, then, once live, what arrives.
+
+    For each partition, the replay runs from the topic's start (see :class:`SourceTopic`) to
+    its *stop*: the end of the log when the manager is created, or the first message at or
+    after ``cutoff_ms`` if that comes first. Replayed rows come merged by (timestamp, topic,
+    partition, offset), each partition in offset order, exactly as ``kafka_scan`` returns
+    them. When every partition has reached its stop, :meth:`is_live` turns true and new
+    messages stream in as they arrive; a partition silent for ``idle_timeout_ms`` stops
+    holding the others back.
+
+    ``config`` holds librdkafka consumer properties (``bootstrap.servers``, security, ...).
+    A ``group.id`` is accepted and never used: no group is joined, no offset committed.
+
+    The manager is a context manager, and iterating over it yields non-empty batches for as
+    long as it runs.
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        topics: Sequence[SourceTopic],
+        cutoff_ms: int | None = None,
+        batch_size: int = 10_000,
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+        idle_timeout_ms: int = DEFAULT_IDLE_TIMEOUT_MS,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    ) -> None:
+        """Resolve every partition's start and stop and begin fetching.
+
+        Raises:
+            TypeError: if ``config`` is not a mapping or ``topics`` holds something other
+                than :class:`SourceTopic`.
+            ValueError: for an empty topic list, a non-positive ``batch_size``, a budget or
+                timeout out of range, or a config that would commit offsets.
+            KafkarsError: if the brokers can't be reached within ``timeout_ms`` or a topic
+                doesn't exist.
+        """
+        if not isinstance(config, Mapping):
+            raise TypeError(f"config must be a mapping, not {type(config).__name__}")
+        if isinstance(topics, str | bytes) or not isinstance(topics, Sequence):
+            raise TypeError("topics must be a list of SourceTopic")
+        if not topics:
+            raise ValueError("topics must name at least one SourceTopic")
+        for topic in topics:
+            if not isinstance(topic, SourceTopic):
+                raise TypeError(
+                    f"topics must hold SourceTopic objects, found {type(topic).__name__} "
+                    f"{topic!r}; use SourceTopic.from_earliest({topic!r}) and friends"
+                )
+        if cutoff_ms is None:
+            cutoff_ms = int(time.time() * 1000)
+        self._raw = RawConsumerManager(
+            {str(key): _config_value(value) for key, value in config.items()},
+            [(topic.name, topic.policy, topic.argument_ms) for topic in topics],
+            _milliseconds("cutoff_ms", cutoff_ms),
+            _positive("batch_size", batch_size),
+            _positive("max_buffer_bytes", max_buffer_bytes),
+            _milliseconds("idle_timeout_ms", idle_timeout_ms),
+            _positive("timeout_ms", timeout_ms),
+        )
+
+    def poll(self, timeout_ms: int = 1000) -> pa.RecordBatch:
+        """Return the next rows, at most ``batch_size``, waiting up to ``timeout_ms`` for the
+        first; a batch with no rows when nothing came in time.
+
+        The GIL is released while waiting and while the batch is built; Ctrl-C interrupts
+        the wait. Batches have the kafkars schema: ``topic, partition, offset, timestamp,
+        timestamp_type, key, value, headers``.
+
+        Raises:
+            RuntimeError: if the manager is closed.
+            KafkarsError: if reading fails (a stalled replay, a deleted topic, ...).
+        """
+        schema, array = self._raw.poll(_milliseconds("timeout_ms", timeout_ms))
+        return pa.RecordBatch._import_from_c_capsule(schema, array)
+
+    def is_live(self) -> bool:
+        """Whether every message before the stop offsets has been returned by :meth:`poll`."""
+        return self._raw.is_live()
+
+    def partition_state(self) -> list[dict[str, Any]]:
+        """Per partition, in (topic, partition) order: ``topic``, ``partition``, ``start``,
+        ``stop``, ``position`` (the offset after the last message returned),
+        ``buffered_messages``, ``buffered_bytes``, ``paused`` (left unread to stay within the
+        budget) and ``live`` (its replay is complete)."""
+        return self._raw.partition_state()
+
+    def close(self) -> None:
+        """Stop fetching and release the consumer. Idempotent."""
+        self._raw.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._raw.closed
+
+    def __enter__(self) -> ConsumerManager:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        """Yield non-empty batches until the manager is closed."""
+        while not self.closed:
+            batch = self.poll(timeout_ms=1000)
+            if batch.num_rows:
+                yield batch
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("live" if self.is_live() else "replaying")
+        return f"<ConsumerManager {state}>"
+
+
+def _topic_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"a topic name must be a str, not {type(name).__name__}")
+    if not name:
+        raise ValueError("a topic name must not be empty")
+    return name
+
+
+def _milliseconds(parameter: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{parameter} must be an int (milliseconds), not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"invalid {parameter}: expected a non-negative number, found {value}")
+    return value
+
+
+def _positive(parameter: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{parameter} must be an int, not {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"invalid {parameter}: expected a positive number, found {value}")
+    return value
+
+
+def _config_value(value: object) -> str:
+    """librdkafka properties are strings; booleans are spelled the way it expects."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,191 @@
+//! `RawConsumerManager`: the engine's follow-mode scan for Python. The public class
+//! `kafkars.ConsumerManager` wraps it with argument checks and docstrings.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use arrow_array::ffi::FFI_ArrowArray;
+use arrow_array::{Array, StructArray};
+use arrow_schema::ffi::FFI_ArrowSchema;
+use kafkars_core::{
+    batch, ClientSettings, Fields, PartitionRange, Record, Scan, ScanOptions, ScanSelection,
+    StartPolicy, TopicSelection,
+};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyCapsule, PyDict};
+
+use crate::errors::to_py;
+
+/// How long one stretch of a poll may run without the GIL before signals are checked, so that
+/// Ctrl-C interrupts a long poll promptly.
+const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A follow-mode scan over several topics, each with its own start policy.
+#[pyclass(module = "kafkars._internal")]
+pub struct RawConsumerManager {
+    /// `None` once closed. Locked only without the GIL (see `with_scan`), so two Python threads
+    /// polling one manager take turns instead of deadlocking.
+    scan: Mutex<Option<Scan>>,
+    ranges: Arc<Vec<PartitionRange>>,
+    batch_size: usize,
+}
+
+#[pymethods]
+impl RawConsumerManager {
+    /// `topics`: `(name, policy, argument)` with policy `earliest`, `latest`, `timestamp`
+    /// (argument: ms since the epoch) or `relative` (argument: ms before now).
+    #[new]
+    // One argument per keyword of the Python constructor.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (config, topics, cutoff_ms, batch_size, max_buffer_bytes, idle_timeout_ms, timeout_ms))]
+    fn new(
+        py: Python<'_>,
+        config: HashMap<String, String>,
+        topics: Vec<(String, String, Option<i64>)>,
+        cutoff_ms: i64,
+        batch_size: usize,
+        max_buffer_bytes: usize,
+        idle_timeout_ms: u64,
+        timeout_ms: u64,
+    ) -> PyResult<Self> {
+        if batch_size == 0 {
+            return Err(PyValueError::new_err(
+                "invalid batch_size: expected a positive number of rows, found 0",
+            ));
+        }
+        let settings = ClientSettings::builder()
+            .properties(config)
+            .timeout(Duration::from_millis(timeout_ms))
+            .build()
+            .map_err(to_py)?;
+        let topics = topics
+            .into_iter()
+            .map(|(topic, policy, argument)| {
+                let start = match (policy.as_str(), argument) {
+                    ("timestamp", Some(ms)) => {
+                        StartPolicy::from_parameters(Some("timestamp"), Some(ms), None)
+                    }
+                    ("relative", Some(ms)) => u64::try_from(ms)
+                        .map(|ms| StartPolicy::Relative(Duration::from_millis(ms)))
+                        .map_err(|_| kafkars_core::Error::InvalidParameter {
+                            parameter: "relative time".into(),
+                            reason: format!("expected a non-negative number of ms, found {ms}"),
+                        }),
+                    (name, _) => StartPolicy::from_parameters(Some(name), None, None),
+                }?;
+                Ok(TopicSelection { topic, start })
+            })
+            .collect::<Result<Vec<_>, kafkars_core::Error>>()
+            .map_err(to_py)?;
+        let selection = ScanSelection::new(topics, None, Some(cutoff_ms)).map_err(to_py)?;
+        let options = ScanOptions {
+            max_buffer_bytes,
+            fields: Fields::ALL,
+            follow: true,
+            idle_timeout: Duration::from_millis(idle_timeout_ms),
+        };
+        let scan = py
+            .detach(|| Scan::open(&settings, &selection, options))
+            .map_err(to_py)?;
+        Ok(Self {
+            ranges: Arc::new(scan.ranges().to_vec()),
+            scan: Mutex::new(Some(scan)),
+            batch_size,
+        })
+    }
+
+    /// The next rows, at most `batch_size`, waiting up to `timeout_ms` for the first: the
+    /// Arrow C data interface capsules `(schema, array)` of a struct array.
+    fn poll<'py>(
+        &self,
+        py: Python<'py>,
+        timeout_ms: u64,
+    ) -> PyResult<(Bound<'py, PyCapsule>, Bound<'py, PyCapsule>)> {
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        let mut records: Vec<Record> = Vec::new();
+        loop {
+            let stretch = deadline.min(Instant::now() + SIGNAL_CHECK_INTERVAL);
+            let wanted = self.batch_size - records.len();
+            py.detach(|| {
+                self.with_scan(|scan| {
+                    scan.next_records(wanted, &mut records, Some(stretch))
+                        .map_err(to_py)
+                })
+            })?;
+            if !records.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            py.check_signals()?;
+        }
+        let ranges = Arc::clone(&self.ranges);
+        let (array, schema) = py.detach(|| {
+            let batch = batch::records_to_batch(&ranges, &records);
+            drop(records);
+            let data = StructArray::from(batch).into_data();
+            let schema = FFI_ArrowSchema::try_from(data.data_type());
+            (FFI_ArrowArray::new(&data), schema)
+        });
+        let schema = schema.map_err(|error| PyRuntimeError::new_err(error.to_string()))?;
+        Ok((
+            PyCapsule::new_with_value(py, schema, c"arrow_schema")?,
+            PyCapsule::new_with_value(py, array, c"arrow_array")?,
+        ))
+    }
+
+    /// Whether every message before the stop offsets has been returned by `poll`.
+    fn is_live(&self, py: Python<'_>) -> PyResult<bool> {
+        py.detach(|| self.with_scan(|scan| Ok(scan.is_live())))
+    }
+
+    /// Per partition: offsets, progress and buffering, as dicts.
+    fn partition_state<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let states = py.detach(|| self.with_scan(|scan| Ok(scan.partition_state())))?;
+        states
+            .into_iter()
+            .map(|state| {
+                let dict = PyDict::new(py);
+                dict.set_item("topic", state.topic)?;
+                dict.set_item("partition", state.partition)?;
+                dict.set_item("start", state.start)?;
+                dict.set_item("stop", state.stop)?;
+                dict.set_item("position", state.position)?;
+                dict.set_item("buffered_messages", state.buffered_messages)?;
+                dict.set_item("buffered_bytes", state.buffered_bytes)?;
+                dict.set_item("paused", state.paused)?;
+                dict.set_item("live", state.live)?;
+                Ok(dict)
+            })
+            .collect()
+    }
+
+    /// Stop fetching and release the consumer. Idempotent.
+    fn close(&self, py: Python<'_>) {
+        let scan = py.detach(|| self.lock().take());
+        py.detach(|| drop(scan));
+    }
+
+    /// Whether `close` was called.
+    #[getter]
+    fn closed(&self, py: Python<'_>) -> bool {
+        py.detach(|| self.lock().is_none())
+    }
+}
+
+impl RawConsumerManager {
+    fn lock(&self) -> MutexGuard<'_, Option<Scan>> {
+        self.scan
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Run `f` on the open scan. Call it without the GIL: the lock may wait for another
+    /// thread's poll.
+    fn with_scan<T>(&self, f: impl FnOnce(&mut Scan) -> PyResult<T>) -> PyResult<T> {
+        match self.lock().as_mut() {
+            Some(scan) => f(scan),
+            None => Err(PyRuntimeError::new_err("the ConsumerManager is closed")),
+        }
+    }
+}
