@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,9 +34,11 @@ def events(topics: TopicFactory) -> str:
     return topics.create("events", partitions=3, messages=messages)
 
 
-def with_topic(code: str, topic: str) -> str:
-    assert "'events'" in code, "the README examples read the topic 'events'"
-    return code.replace("'events'", f"'{topic}'")
+def with_topic(code: str, topic: str, name: str = "events") -> str:
+    # As a SQL string ('events') or as the first argument of a SourceTopic ("events").
+    code = code.replace(f"'{name}'", f"'{topic}'").replace(f'("{name}"', f'("{topic}"')
+    assert topic in code, f"the README example reads no topic {name!r}"
+    return code
 
 
 # The README's SQL, fed to the DuckDB CLI from the repository root.
@@ -73,7 +76,7 @@ def test_readme_sql_in_cli(duckdb_cli: str, events: str) -> None:
 
 # The README's Python example, run by the venv's Python.
 def test_readme_python(events: str) -> None:
-    [code] = examples("python")
+    code = examples("python")[0]
     result = subprocess.run(
         [sys.executable, "-c", with_topic(code, events)],
         capture_output=True,
@@ -85,3 +88,27 @@ def test_readme_python(events: str) -> None:
     lines = [" ".join(line.replace("│", " ").split()) for line in result.stdout.splitlines()]
     assert "2024-01-01 00:00:00+00 user-0 view" in lines
     assert result.stdout.rstrip().endswith("9 events")
+
+
+# The README's ConsumerManager example (the project's original quick example): it receives
+# every event and the last hour of metrics, then reports that it caught up.
+def test_readme_consumer_manager(events: str, topics: TopicFactory) -> None:
+    now_ms = int(time.time() * 1000)
+    metrics = topics.create(
+        "metrics",
+        partitions=2,
+        messages=[
+            Message(i % 2, b"host", b"{}", now_ms - minutes * 60_000)
+            for i, minutes in enumerate(range(115, 0, -10))
+        ],
+    )
+    code = with_topic(with_topic(examples("python")[1], events), metrics, "metrics")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "Caught up to real-time"
+    received = [int(line.split()[1]) for line in lines[:-1]]
+    # 9 events, and the 6 metrics of the last hour (55, 45, ..., 5 minutes ago).
+    assert sum(received) == 9 + 6
