@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import time
 import uuid
@@ -15,7 +16,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import IsolationLevel, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 #: Where the tests look for the broker (``make kafka-up`` starts one there).
@@ -64,6 +71,28 @@ def round_robin(
         )
         for i in range(count)
     ]
+
+
+def shuffled_times(
+    count: int, partitions: int, seed: int, prefix: str = "", start_ms: int = BASE_TIMESTAMP_MS
+) -> list[Message]:
+    """``count`` messages over ``partitions`` partitions from ``start_ms``, timestamps rising
+    within each partition but interleaving irregularly across them, with ties: message ``i``
+    has key ``<prefix>k<i>`` and value ``<prefix>v<i>``."""
+    rng = random.Random(seed)
+    last = [start_ms] * partitions
+    messages = []
+    for i in range(count):
+        partition = rng.randrange(partitions)
+        last[partition] += rng.choice([0, 1000, 2000, 3000])
+        key, value = f"{prefix}k{i}".encode(), f"{prefix}v{i}".encode()
+        messages.append(Message(partition, key, value, last[partition]))
+    return messages
+
+
+def now_ms() -> int:
+    """The wall clock in epoch milliseconds (as Kafka timestamps count)."""
+    return int(time.time() * 1000)
 
 
 def _legal(text: str) -> str:
@@ -203,6 +232,15 @@ class TopicFactory:
         """The ids of every consumer group the cluster knows."""
         result = self.admin.list_consumer_groups(request_timeout=10).result()
         return {group.group_id for group in result.valid}
+
+    def committed_offsets(self, group: str, topic: str, partitions: int) -> list[int]:
+        """The offsets ``group`` has committed for partitions ``0..partitions-1`` of ``topic``
+        (none committed: every offset is -1001, ``OFFSET_INVALID``)."""
+        request = ConsumerGroupTopicPartitions(
+            group, [TopicPartition(topic, p) for p in range(partitions)]
+        )
+        [future] = self.admin.list_consumer_group_offsets([request]).values()
+        return [tp.offset for tp in future.result(timeout=30).topic_partitions]
 
     def end_offsets(self, topic: str, isolation_level: IsolationLevel) -> dict[int, int]:
         """Per partition of ``topic``: the high watermark (``READ_UNCOMMITTED``) or the last

@@ -8,6 +8,9 @@
   :func:`expected_offsets` gives the matching ``kafka_offsets`` rows.
 - :func:`expected_scan` is the order model: the k-way merge of the partitions by
   ``(timestamp, topic, partition, offset)`` of their heads, each partition in offset order.
+- :func:`batch_records` turns a ``ConsumerManager.poll`` batch into records;
+  :func:`poll_until` and :func:`poll_until_live` poll a manager under a time limit;
+  :class:`BackgroundQuery` runs a query (an endless ``follow := true`` one) in a thread.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import heapq
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
+import pyarrow as pa
 from confluent_kafka import (
     OFFSET_BEGINNING,
     TIMESTAMP_CREATE_TIME,
@@ -310,3 +315,183 @@ def scan(con: duckdb.DuckDBPyConnection, call: str, limit_s: float = QUERY_LIMIT
     """The rows of ``SELECT ... FROM <call>`` in the order they come, as records; ``call`` is
     a ``kafka_scan(...)`` invocation."""
     return scan_rows(fetch(con, f"SELECT {SCAN_COLUMNS} FROM {call}", limit_s))
+
+
+class BackgroundQuery:
+    """``con.sql(sql).fetchall()`` running in a thread, for queries that wait for messages
+    produced after they started (``kafka_scan(..., follow := true) LIMIT n``)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, sql: str) -> None:
+        self.con = con
+        self.sql = sql
+        self.outcome: dict[str, Any] = {}
+        self.finished_at: float | None = None
+        self.thread = threading.Thread(target=self._run, name="kafkars-test-follow", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.outcome["rows"] = self.con.sql(self.sql).fetchall()
+        except BaseException as error:
+            self.outcome["error"] = error
+        finally:
+            self.finished_at = time.monotonic()
+
+    def running(self) -> bool:
+        """Whether the query has not returned yet."""
+        return self.thread.is_alive()
+
+    def rows(self, limit_s: float = QUERY_LIMIT_S) -> list[tuple]:
+        """The query's rows once it returns; interrupted and failed after ``limit_s`` more
+        seconds. A query's own error is raised as it is."""
+        self.thread.join(limit_s)
+        if self.thread.is_alive():
+            self.con.interrupt()
+            self.thread.join(10)
+            raise AssertionError(f"query still running after {limit_s}s (interrupted): {self.sql}")
+        if "error" in self.outcome:
+            raise self.outcome["error"]
+        return self.outcome["rows"]
+
+    def records(self, limit_s: float = QUERY_LIMIT_S) -> list[Record]:
+        """:meth:`rows` of a ``SELECT {SCAN_COLUMNS} ...`` query, as records."""
+        return scan_rows(self.rows(limit_s))
+
+
+# The streaming API: kafkars.ConsumerManager.
+
+#: The columns of every batch ``ConsumerManager.poll`` returns, as of ``kafka_scan``.
+BATCH_COLUMNS = (
+    "topic",
+    "partition",
+    "offset",
+    "timestamp",
+    "timestamp_type",
+    "key",
+    "value",
+    "headers",
+)
+
+
+def _is_text(data_type: pa.DataType) -> bool:
+    """utf8, or a dictionary of utf8 (allowed for ``topic`` and ``timestamp_type``)."""
+    if pa.types.is_dictionary(data_type):
+        data_type = data_type.value_type
+    return pa.types.is_string(data_type)
+
+
+def check_batch_schema(schema: pa.Schema) -> None:
+    """Assert that ``schema`` is the documented one (SPEC section 2): the columns of
+    :data:`BATCH_COLUMNS` in that order with their Arrow types."""
+    assert schema.names == list(BATCH_COLUMNS), schema
+    types = {name: schema.field(name).type for name in BATCH_COLUMNS}
+    assert _is_text(types["topic"]), schema
+    assert types["partition"] == pa.int32(), schema
+    assert types["offset"] == pa.int64(), schema
+    assert types["timestamp"] == pa.timestamp("ms", tz="UTC"), schema
+    assert _is_text(types["timestamp_type"]), schema
+    assert types["key"] == pa.binary(), schema
+    assert types["value"] == pa.binary(), schema
+    headers = types["headers"]
+    assert pa.types.is_list(headers), schema
+    entry = headers.value_type
+    assert pa.types.is_struct(entry), schema
+    assert [entry.field(i).name for i in range(entry.num_fields)] == ["key", "value"], schema
+    assert entry.field("key").type == pa.utf8(), schema
+    assert entry.field("value").type == pa.binary(), schema
+
+
+def batch_records(batch: pa.RecordBatch) -> list[Record]:
+    """The rows of one ``ConsumerManager.poll`` batch as records, after checking its schema."""
+    assert isinstance(batch, pa.RecordBatch), type(batch)
+    check_batch_schema(batch.schema)
+    columns = {name: batch.column(name).to_pylist() for name in BATCH_COLUMNS}
+    columns["timestamp"] = batch.column("timestamp").cast(pa.int64()).to_pylist()
+    # As in kafka_scan, a message without headers has an empty list, not NULL.
+    assert None not in columns["headers"], "NULL headers in a batch"
+    return [
+        Record(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            timestamp_ms=timestamp_ms,
+            key=key,
+            value=value,
+            headers=tuple((header["key"], header["value"]) for header in headers),
+            timestamp_type=timestamp_type,
+        )
+        for topic, partition, offset, timestamp_ms, timestamp_type, key, value, headers in zip(
+            *(columns[name] for name in BATCH_COLUMNS), strict=True
+        )
+    ]
+
+
+@dataclass
+class Polled:
+    """What polling a manager returned so far: the records in the order they came, each
+    batch's size, and after each poll how many records had come and whether ``is_live()``
+    said True."""
+
+    records: list[Record] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    live_after: list[tuple[int, bool]] = field(default_factory=list)
+
+    def first_live(self) -> int | None:
+        """How many records had come when ``is_live()`` first said True (None: never)."""
+        return next((count for count, live in self.live_after if live), None)
+
+
+def check_partition_order(records: Sequence[Record]) -> None:
+    """Assert that each partition's records come in offset order, whatever the order across
+    partitions (the one order live data always keeps)."""
+    for tp in {(r.topic, r.partition) for r in records}:
+        offsets = [r.offset for r in records if (r.topic, r.partition) == tp]
+        assert offsets == sorted(offsets), tp
+
+
+def poll_until(
+    manager: Any,
+    done: Callable[[Polled], bool],
+    limit_s: float = QUERY_LIMIT_S,
+    timeout_ms: int = 200,
+    polled: Polled | None = None,
+) -> Polled:
+    """Call ``manager.poll(timeout_ms)`` and ``manager.is_live()`` in turn until ``done`` says
+    so (checked after each poll); fail after ``limit_s`` seconds. Continues ``polled``."""
+    polled = polled if polled is not None else Polled()
+    deadline = time.monotonic() + limit_s
+    while True:
+        batch = manager.poll(timeout_ms=timeout_ms)
+        polled.records.extend(batch_records(batch))
+        polled.sizes.append(batch.num_rows)
+        polled.live_after.append((len(polled.records), manager.is_live()))
+        if done(polled):
+            return polled
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"polling for {limit_s}s did not finish: {len(polled.records)} records, "
+                f"live: {polled.live_after[-1][1]}, partitions: {manager.partition_state()}"
+            )
+
+
+def poll_until_live(
+    manager: Any,
+    limit_s: float = QUERY_LIMIT_S,
+    timeout_ms: int = 200,
+    polled: Polled | None = None,
+) -> Polled:
+    """Poll until ``is_live()`` says True after a poll (see :func:`poll_until`)."""
+    return poll_until(manager, lambda polled: polled.live_after[-1][1], limit_s, timeout_ms, polled)
+
+
+def poll_count(
+    manager: Any,
+    count: int,
+    limit_s: float = QUERY_LIMIT_S,
+    timeout_ms: int = 200,
+    polled: Polled | None = None,
+) -> Polled:
+    """Poll until at least ``count`` records have come in all (see :func:`poll_until`)."""
+    return poll_until(
+        manager, lambda polled: len(polled.records) >= count, limit_s, timeout_ms, polled
+    )
