@@ -409,21 +409,13 @@ def batch_records(batch: pa.RecordBatch) -> list[Record]:
     columns["timestamp"] = batch.column("timestamp").cast(pa.int64()).to_pylist()
     # As in kafka_scan, a message without headers has an empty list, not NULL.
     assert None not in columns["headers"], "NULL headers in a batch"
-    return [
-        Record(
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            timestamp_ms=timestamp_ms,
-            key=key,
-            value=value,
-            headers=tuple((header["key"], header["value"]) for header in headers),
-            timestamp_type=timestamp_type,
-        )
+    # Into the column order of SCAN_COLUMNS, which scan_rows reads.
+    return scan_rows(
+        (topic, partition, offset, timestamp_ms, key, value, headers, timestamp_type)
         for topic, partition, offset, timestamp_ms, timestamp_type, key, value, headers in zip(
             *(columns[name] for name in BATCH_COLUMNS), strict=True
         )
-    ]
+    )
 
 
 @dataclass

@@ -10,6 +10,7 @@ import duckdb
 
 from testkit.kafka import BASE_TIMESTAMP_MS, Message, TopicFactory, round_robin
 from testkit.scan import (
+    BATCH_COLUMNS,
     as_stored,
     expected_offsets,
     expected_scan,
@@ -243,16 +244,7 @@ def test_python_values(con: duckdb.DuckDBPyConnection, topics: TopicFactory, bro
     topic = topics.create("python", partitions=2, messages=messages)
     con.execute("SET TimeZone = 'UTC'")
     relation = con.sql(f"SELECT * FROM kafka_scan('{topic}', brokers := '{brokers}')")
-    assert relation.columns == [
-        "topic",
-        "partition",
-        "offset",
-        "timestamp",
-        "timestamp_type",
-        "key",
-        "value",
-        "headers",
-    ]
+    assert relation.columns == list(BATCH_COLUMNS)
     assert [str(t) for t in relation.types[:4]] == [
         "VARCHAR",
         "INTEGER",
