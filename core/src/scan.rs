@@ -278,6 +278,7 @@ impl Scan {
     ) -> Result<()> {
         let before = out.len();
         let wanted = before + max;
+        let mut expired = false;
         loop {
             while out.len() < wanted {
                 let Some((source, record)) = self.merge.pop() else {
@@ -296,10 +297,15 @@ impl Scan {
             }
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if remaining.is_some_and(|r| r.is_zero()) {
-                return Ok(());
+                // Past the deadline, one round without waiting still moves what librdkafka
+                // already holds, so that polling with a zero timeout makes progress.
+                if expired {
+                    return Ok(());
+                }
+                expired = true;
             }
             // Rows are ready for the caller: top up without waiting, and hand them over.
-            let wait = if added {
+            let wait = if added || expired {
                 Duration::ZERO
             } else {
                 remaining.map_or(FILL_WAIT, |r| r.min(FILL_WAIT))

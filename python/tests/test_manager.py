@@ -431,6 +431,26 @@ def test_manager_batch_size(topics: TopicFactory, brokers: str) -> None:
         assert 0.25 <= waited < 1.5
 
 
+# poll(timeout_ms=0) never waits, yet polling with it in a loop makes progress: the whole
+# replay arrives, in order, and the manager goes live.
+def test_manager_poll_zero_timeout(topics: TopicFactory, brokers: str) -> None:
+    messages = shuffled_times(60, 3, seed=29)
+    topic = topics.create("nowait", partitions=3, messages=messages)
+    expected = expected_scan(as_stored(topic, 3, messages))
+    with ConsumerManager(
+        config=config(brokers), topics=[SourceTopic.from_earliest(topic)], batch_size=10
+    ) as manager:
+        records = []
+        deadline = time.monotonic() + 30
+        while not manager.is_live() and time.monotonic() < deadline:
+            started = time.monotonic()
+            batch = manager.poll(timeout_ms=0)
+            assert time.monotonic() - started < 0.2
+            records.extend(batch_records(batch))
+        assert manager.is_live()
+        assert records == expected
+
+
 # Batches go straight into polars, pandas and duckdb (Arrow PyCapsule / pyarrow), with the
 # right values: keys, values, NULLs, headers and UTC millisecond timestamps.
 def test_manager_batches_in_dataframes(topics: TopicFactory, brokers: str) -> None:
