@@ -225,7 +225,7 @@ impl Fetcher {
                 Ok(Polled::Record(record))
             }
             Some(Err(KafkaError::PartitionEOF(_))) => {
-                if bounded && self.position(range)? >= range.stop {
+                if bounded && self.position(settings, range)? >= range.stop {
                     Ok(Polled::Done)
                 } else {
                     Ok(Polled::Nothing)
@@ -238,13 +238,15 @@ impl Fetcher {
 
     /// The consumer's position in `range`'s partition: the offset after the last message (or
     /// transaction marker) it consumed. A cheap local read.
-    pub(crate) fn position(&self, range: &PartitionRange) -> Result<i64> {
-        let positions = self.consumer.position().map_err(|error| Error::Fetch {
-            topic: range.topic.clone(),
-            partition: Some(range.partition),
-            brokers: String::new(),
-            reason: kafka_reason(&error),
-        })?;
+    pub(crate) fn position(
+        &self,
+        settings: &ClientSettings,
+        range: &PartitionRange,
+    ) -> Result<i64> {
+        let positions = self
+            .consumer
+            .position()
+            .map_err(|error| fetch_error(settings, range, &error))?;
         Ok(positions
             .find_partition(&range.topic, range.partition)
             .and_then(|element| match element.offset() {

@@ -433,7 +433,7 @@ impl Scan {
     /// event comes.
     fn check_position(&mut self, source: usize) -> Result<()> {
         let range = &self.ranges[source];
-        if self.fetcher.position(range)? >= range.stop {
+        if self.fetcher.position(&self.settings, range)? >= range.stop {
             self.merge.finish(source);
         }
         Ok(())

@@ -8,7 +8,7 @@ import time
 
 import duckdb
 
-from testkit.kafka import BASE_TIMESTAMP_MS, Message, TopicFactory, round_robin
+from testkit.kafka import BASE_TIMESTAMP_MS, Message, TopicFactory, round_robin, shuffled_times
 from testkit.scan import (
     BATCH_COLUMNS,
     as_stored,
@@ -29,19 +29,6 @@ UTC = datetime.timezone.utc
 def offsets(con: duckdb.DuckDBPyConnection, call: str) -> list[tuple]:
     """The rows of ``kafka_offsets(...)`` as they come."""
     return fetch(con, f"SELECT topic, partition, start_offset, stop_offset, messages FROM {call}")
-
-
-def shuffled_times(count: int, partitions: int, seed: int) -> list[Message]:
-    """``count`` messages over ``partitions`` partitions, timestamps rising within each
-    partition but interleaving irregularly across them, with ties across partitions."""
-    rng = random.Random(seed)
-    last = [BASE_TIMESTAMP_MS] * partitions
-    messages = []
-    for i in range(count):
-        partition = rng.randrange(partitions)
-        last[partition] += rng.choice([0, 1000, 2000, 3000])
-        messages.append(Message(partition, f"k{i}".encode(), f"v{i}".encode(), last[partition]))
-    return messages
 
 
 # The default (earliest) and policy 'earliest' return every message, merged by timestamp with
