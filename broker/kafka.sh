@@ -17,6 +17,14 @@
 #   KAFKA_READY_TIMEOUT   seconds to wait for readiness (default 90)
 #   KAFKA_STOP_TIMEOUT    seconds between SIGTERM and SIGKILL (default 30)
 #   KAFKA_JVM_OPTS        extra JVM flags appended to every broker JVM
+#   KAFKA_INSTANCE        name of the single-broker setup (default "single"); another
+#                         name gives a private broker with its own data dir
+#                         .kafka/<name>, e.g. for tests that kill or reconfigure it
+#   KAFKA_PORT            that broker's PLAINTEXT port (default 19092); its
+#                         controller listens on KAFKA_PORT+1
+#   KAFKA_EXTRA_PROPS     a file appended to that broker's server.properties on
+#                         every start (a later key overrides an earlier one), e.g.
+#                         extra listeners, TLS and SASL settings
 set -euo pipefail
 
 # --------------------------------------------------------------------------
@@ -28,12 +36,16 @@ POM=$SCRIPT_DIR/pom.xml
 STATE_DIR=$REPO_ROOT/.kafka
 JARS_DIR=$STATE_DIR/jars
 JARS_STAMP=$JARS_DIR/.fetched          # touched after a successful fetch
-SINGLE_DIR=$STATE_DIR/single
+INSTANCE=${KAFKA_INSTANCE:-single}
+[[ $INSTANCE =~ ^[a-z0-9][a-z0-9_-]*$ && $INSTANCE != cluster && $INSTANCE != jars ]] ||
+  { echo "kafka.sh: error: KAFKA_INSTANCE '$INSTANCE' must be a lower-case name other than cluster or jars" >&2; exit 1; }
+SINGLE_DIR=$STATE_DIR/$INSTANCE
 CLUSTER_DIR=$STATE_DIR/cluster
 
 HOST=127.0.0.1
-SINGLE_PORT=19092
-SINGLE_CPORT=19093
+SINGLE_PORT=${KAFKA_PORT:-19092}
+[[ $SINGLE_PORT =~ ^[0-9]+$ ]] || { echo "kafka.sh: error: KAFKA_PORT '$SINGLE_PORT' is not a port" >&2; exit 1; }
+SINGLE_CPORT=$((SINGLE_PORT + 1))
 CLUSTER_NODES=(1 2 3)
 # Cluster node N uses broker port 29091+N and controller port 29191+N.
 CLUSTER_PORT_BASE=29091
@@ -87,14 +99,14 @@ usage() {
   cat <<EOF
 usage: broker/kafka.sh <command> [args]
 
-single broker (127.0.0.1:$SINGLE_PORT, data in .kafka/single):
+single broker (127.0.0.1:$SINGLE_PORT, data in .kafka/$INSTANCE):
   up               fetch jars, format (if needed), start, wait until ready;
                    a no-op if it is already running
   start            like up but skips the format step (restart on same data)
   down [--clean]   stop it (SIGTERM, SIGKILL after ${STOP_TIMEOUT}s); keeps data
                    unless --clean
   kill | kill-9    SIGKILL it (crash test); data is kept
-  clean            stop everything, delete .kafka/single and .kafka/cluster
+  clean            stop everything, delete .kafka/$INSTANCE and .kafka/cluster
 
 three-node cluster (127.0.0.1:29092-29094, data in .kafka/cluster):
   cluster-up       fetch, format, start the nodes not running, wait for all
@@ -386,6 +398,11 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1"
+  if [[ -n ${KAFKA_EXTRA_PROPS:-} ]]; then
+    [[ -f $KAFKA_EXTRA_PROPS ]] || die "KAFKA_EXTRA_PROPS: no such file: $KAFKA_EXTRA_PROPS"
+    { echo; echo "# From KAFKA_EXTRA_PROPS=$KAFKA_EXTRA_PROPS"; cat "$KAFKA_EXTRA_PROPS"; } \
+      >>"$SINGLE_DIR/server.properties"
+  fi
 }
 
 # single_up FORMAT: FORMAT=1 always runs StorageTool (up), 0 only when the
@@ -395,7 +412,7 @@ single_up() {
   need_kcat; need_java
   cmd_fetch
   mkdir -p "$SINGLE_DIR"
-  exec 9>"$STATE_DIR/.lock.single"; command -v flock >/dev/null 2>&1 && flock 9
+  exec 9>"$STATE_DIR/.lock.$INSTANCE"; command -v flock >/dev/null 2>&1 && flock 9
   say "log: ${SINGLE_DIR}/broker.log"
   if pid=$(node_pid "$SINGLE_DIR"); then
     if broker_count "$SINGLE_PORT" >/dev/null; then
@@ -568,9 +585,9 @@ cmd_start_node() {
 cmd_status() {
   local pid n dir
   if pid=$(node_pid "$SINGLE_DIR" 2>/dev/null); then
-    say "single: running, pid $pid, $HOST:$SINGLE_PORT, brokers in metadata: $(broker_count "$SINGLE_PORT" || echo '?')"
+    say "$INSTANCE: running, pid $pid, $HOST:$SINGLE_PORT, brokers in metadata: $(broker_count "$SINGLE_PORT" || echo '?')"
   else
-    say "single: stopped"
+    say "$INSTANCE: stopped"
   fi
   for n in "${CLUSTER_NODES[@]}"; do
     dir=$(node_dir "$n")
@@ -586,7 +603,7 @@ cmd_clean() {
   if [[ -d $SINGLE_DIR ]]; then stop_nodes TERM "$SINGLE_DIR"; fi
   if [[ -d $CLUSTER_DIR ]]; then cmd_cluster_down_nolock; fi
   rm -rf "$SINGLE_DIR" "$CLUSTER_DIR"
-  say "deleted .kafka/single and .kafka/cluster (jars kept)"
+  say "deleted .kafka/$INSTANCE and .kafka/cluster (jars kept)"
 }
 
 # --------------------------------------------------------------------------
