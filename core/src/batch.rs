@@ -15,11 +15,10 @@
 //! use kafkars_core::{batch, PartitionRange, Record, TimestampType};
 //!
 //! let ranges = vec![PartitionRange { topic: "events".into(), partition: 0, start: 0, stop: 1 }];
-//! let records = vec![Record {
-//!     source: 0, offset: 0, timestamp_ms: Some(1_700_000_000_000),
-//!     timestamp_type: Some(TimestampType::CreateTime),
-//!     key: None, value: Some(b"hello".to_vec().into()), headers: vec![],
-//! }];
+//! let records = vec![Record::new(
+//!     0, 0, Some(1_700_000_000_000), Some(TimestampType::CreateTime),
+//!     None, Some(b"hello".to_vec().into()), vec![],
+//! )];
 //! let batch = batch::records_to_batch(&ranges, &records);
 //! assert_eq!(batch.num_rows(), 1);
 //! assert_eq!(batch.schema(), batch::schema());
@@ -81,10 +80,9 @@ pub fn records_to_batch(ranges: &[PartitionRange], records: &[Record]) -> Record
     let mut offset = Int64Builder::with_capacity(rows);
     let mut timestamp = TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC");
     let mut timestamp_type = StringBuilder::with_capacity(rows, rows * 10);
-    let mut key =
-        BinaryBuilder::with_capacity(rows, payload(|r| r.key.as_ref().map_or(0, |k| k.len())));
+    let mut key = BinaryBuilder::with_capacity(rows, payload(|r| r.key().map_or(0, <[u8]>::len)));
     let mut value =
-        BinaryBuilder::with_capacity(rows, payload(|r| r.value.as_ref().map_or(0, |v| v.len())));
+        BinaryBuilder::with_capacity(rows, payload(|r| r.value().map_or(0, <[u8]>::len)));
     let header_builder = StructBuilder::new(
         header_fields(),
         vec![
@@ -103,10 +101,10 @@ pub fn records_to_batch(ranges: &[PartitionRange], records: &[Record]) -> Record
         offset.append_value(record.offset);
         timestamp.append_option(record.timestamp_ms);
         timestamp_type.append_option(record.timestamp_type.map(|t| t.as_str()));
-        key.append_option(record.key.as_deref());
-        value.append_option(record.value.as_deref());
+        key.append_option(record.key());
+        value.append_option(record.value());
         let entries = headers.values();
-        for header in &record.headers {
+        for header in record.headers() {
             entries
                 .field_builder::<StringBuilder>(0)
                 .expect("header key builder")
@@ -114,7 +112,7 @@ pub fn records_to_batch(ranges: &[PartitionRange], records: &[Record]) -> Record
             entries
                 .field_builder::<BinaryBuilder>(1)
                 .expect("header value builder")
-                .append_option(header.value.as_deref());
+                .append_option(header.value);
             entries.append(true);
         }
         headers.append(true);
@@ -161,14 +159,14 @@ mod tests {
     #[test]
     fn test_batch_columns_and_nulls() {
         let records = vec![
-            Record {
-                source: 1,
-                offset: 7,
-                timestamp_ms: Some(1_000),
-                timestamp_type: Some(TimestampType::LogAppendTime),
-                key: Some(b"k".to_vec().into()),
-                value: None,
-                headers: vec![
+            Record::new(
+                1,
+                7,
+                Some(1_000),
+                Some(TimestampType::LogAppendTime),
+                Some(b"k".to_vec().into()),
+                None,
+                vec![
                     Header {
                         key: "h".into(),
                         value: Some(b"1".to_vec().into()),
@@ -178,16 +176,8 @@ mod tests {
                         value: None,
                     },
                 ],
-            },
-            Record {
-                source: 0,
-                offset: 2,
-                timestamp_ms: None,
-                timestamp_type: None,
-                key: None,
-                value: Some(b"v".to_vec().into()),
-                headers: vec![],
-            },
+            ),
+            Record::new(0, 2, None, None, None, Some(b"v".to_vec().into()), vec![]),
         ];
         let batch = records_to_batch(&ranges(), &records);
         assert_eq!(batch.num_rows(), 2);

@@ -7,19 +7,20 @@
 //! librdkafka stops fetching it until we read again. Nothing is lost or fetched twice, unlike
 //! `pause()`, which drops prefetched data.
 
-use std::ffi::CStr;
-use std::sync::Arc;
+use std::ffi::CString;
+use std::os::raw::c_void;
+use std::ptr::NonNull;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::bindings as rdsys;
-use rdkafka::consumer::base_consumer::PartitionQueue;
-use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Message, Timestamp};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::error::{kafka_reason, Error, Result};
-use crate::record::{Fields, Header, Record, TimestampType};
+use crate::message::KafkaMessage;
+use crate::record::{Fields, Record, TimestampType};
 use crate::resolve::PartitionRange;
 use crate::settings::ClientSettings;
 
@@ -65,22 +66,119 @@ impl BudgetSplit {
 pub(crate) enum Polled {
     /// A message inside the partition's range (or any message, when no stop applies).
     Record(Record),
-    /// The first message at or past the stop offset: the range is complete. Follow mode
-    /// keeps it as the first live message.
+    /// A message at or past the stop offset: the range is complete. Follow mode keeps these
+    /// as the first live messages.
     PastStop(Record),
     /// The partition reached its stop offset without a message to show for it.
     Done,
-    /// Nothing right now.
-    Nothing,
+}
+
+/// How many messages one batch call may take from a partition queue.
+pub(crate) const MAX_BATCH: usize = 4096;
+
+/// Wakes a scan waiting for data: librdkafka calls [`Wakeup::notify`] from its own threads
+/// when any partition queue goes from empty to non-empty.
+#[derive(Default)]
+pub(crate) struct Wakeup {
+    arrived: Mutex<bool>,
+    condition: Condvar,
+}
+
+impl Wakeup {
+    /// Forget earlier arrivals. Called before looking at the queues, so that anything arriving
+    /// after the look wakes the next [`Wakeup::wait`].
+    fn reset(&self) {
+        *self.arrived.lock().unwrap_or_else(PoisonError::into_inner) = false;
+    }
+
+    /// Wait until a queue went non-empty since the last reset, or `timeout` passed.
+    fn wait(&self, timeout: Duration) {
+        let arrived = self.arrived.lock().unwrap_or_else(PoisonError::into_inner);
+        let _unused = self
+            .condition
+            .wait_timeout_while(arrived, timeout, |arrived| !*arrived)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+
+    fn notify(&self) {
+        *self.arrived.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.condition.notify_all();
+    }
+}
+
+/// librdkafka's "queue became non-empty" callback. It runs on a librdkafka thread and must not
+/// call into librdkafka.
+unsafe extern "C" fn queue_nonempty(_client: *mut rdsys::rd_kafka_t, opaque: *mut c_void) {
+    // SAFETY: `opaque` is the `Wakeup` the `Fetcher` keeps alive until the callback is
+    // disabled (when the queue is dropped, before the `Fetcher`'s `Wakeup`).
+    let wakeup = unsafe { &*opaque.cast::<Wakeup>() };
+    wakeup.notify();
+}
+
+/// One partition's queue, split off the consumer's main queue so that the partition can be
+/// read, or left alone, on its own.
+struct PartitionQueue {
+    queue: NonNull<rdsys::rd_kafka_queue_t>,
+}
+
+impl PartitionQueue {
+    fn split(
+        consumer: &BaseConsumer,
+        topic: &str,
+        partition: i32,
+        wakeup: &Arc<Wakeup>,
+    ) -> Option<Self> {
+        let topic = CString::new(topic).ok()?;
+        // SAFETY: the client is live; the returned queue is ours to destroy.
+        let queue = NonNull::new(unsafe {
+            rdsys::rd_kafka_queue_get_partition(
+                consumer.client().native_ptr(),
+                topic.as_ptr(),
+                partition,
+            )
+        })?;
+        // Stop forwarding the partition's messages to the main queue.
+        // SAFETY: `queue` is live.
+        unsafe { rdsys::rd_kafka_queue_forward(queue.as_ptr(), std::ptr::null_mut()) };
+        // SAFETY: the `Wakeup` outlives the queue (see `Fetcher`'s field order).
+        unsafe {
+            rdsys::rd_kafka_queue_cb_event_enable(
+                queue.as_ptr(),
+                Some(queue_nonempty),
+                Arc::as_ptr(wakeup).cast_mut().cast::<c_void>(),
+            );
+        }
+        Some(Self { queue })
+    }
+}
+
+impl Drop for PartitionQueue {
+    fn drop(&mut self) {
+        // SAFETY: owned since `split`, destroyed once, before the consumer and the wakeup
+        // (see `Fetcher`); the callback is disabled first.
+        unsafe {
+            rdsys::rd_kafka_queue_cb_event_enable(self.queue.as_ptr(), None, std::ptr::null_mut());
+            rdsys::rd_kafka_queue_destroy(self.queue.as_ptr());
+        }
+    }
 }
 
 /// The consumer and its per-partition queues.
 pub(crate) struct Fetcher {
+    /// One queue per source; `None` for partitions with nothing to read. Declared before the
+    /// consumer so that the queues are destroyed first.
+    queues: Vec<Option<PartitionQueue>>,
     consumer: Arc<BaseConsumer>,
-    /// One queue per source; `None` for partitions with nothing to read.
-    queues: Vec<Option<PartitionQueue<DefaultConsumerContext>>>,
+    wakeup: Arc<Wakeup>,
     fields: Fields,
+    /// Scratch space for the batch call; empty between calls.
+    slots: Vec<*mut rdsys::rd_kafka_message_t>,
 }
+
+// SAFETY: the queue handles and the (always empty between calls) scratch pointers may move
+// between threads; librdkafka's queues are thread-safe, and a `Fetcher` is used by one thread
+// at a time (`&mut self` for every read).
+unsafe impl Send for Fetcher {}
 
 /// Create the consumer a scan reads with. It is configured for reading only: partitions are
 /// assigned, offsets are never committed or stored, topics never created, and a start offset
@@ -168,18 +266,23 @@ impl Fetcher {
             brokers: settings.brokers().to_owned(),
             reason: settings.redact(&kafka_reason(&error)),
         })?;
+        let wakeup = Arc::new(Wakeup::default());
         let queues = ranges
             .iter()
             .map(|range| {
                 read(range)
-                    .then(|| consumer.split_partition_queue(&range.topic, range.partition))
+                    .then(|| {
+                        PartitionQueue::split(&consumer, &range.topic, range.partition, &wakeup)
+                    })
                     .flatten()
             })
             .collect();
         Ok(Self {
-            consumer,
             queues,
+            consumer,
+            wakeup,
             fields,
+            slots: Vec::with_capacity(MAX_BATCH),
         })
     }
 
@@ -201,78 +304,162 @@ impl Fetcher {
         Ok(())
     }
 
-    /// Poll partition `source` once, waiting at most `wait`. With `bounded`, messages are
-    /// checked against the range's stop; without (follow mode, once live), every message is
-    /// simply delivered.
+    /// Start a round of polls: arrivals from now on end the next [`Fetcher::wait`] early.
+    pub(crate) fn begin_round(&self) {
+        self.wakeup.reset();
+    }
+
+    /// Wait until some partition queue received something since [`Fetcher::begin_round`], or
+    /// `timeout` passed.
+    pub(crate) fn wait(&self, timeout: Duration) {
+        self.wakeup.wait(timeout);
+    }
+
+    /// Take up to `max` messages from partition `source`'s queue into `sink`, without
+    /// waiting. With `bounded`, messages are checked against the range's stop; without (follow
+    /// mode, once live), every message is simply delivered. Returns how many messages (and end
+    /// events) were taken.
+    ///
+    /// Messages come out of librdkafka in batches (`rd_kafka_consume_batch_queue`): one lock
+    /// and one clock read per batch instead of per message.
     pub(crate) fn poll(
-        &self,
+        &mut self,
         settings: &ClientSettings,
         source: usize,
         range: &PartitionRange,
-        wait: Duration,
         bounded: bool,
-    ) -> Result<Polled> {
+        max: usize,
+        sink: &mut Vec<Polled>,
+    ) -> Result<usize> {
         let Some(queue) = &self.queues[source] else {
-            return Ok(Polled::Done);
+            sink.push(Polled::Done);
+            return Ok(1);
         };
-        match queue.poll(wait) {
-            None => Ok(Polled::Nothing),
-            Some(Ok(message)) => {
-                let record = copy_record(source, &message, self.fields);
-                if bounded && record.offset >= range.stop {
-                    return Ok(Polled::PastStop(record));
+        let max = max.clamp(1, MAX_BATCH);
+        self.slots.clear();
+        // SAFETY: `slots` has room for `max` pointers; librdkafka writes that many at most
+        // and hands each message over to us. With a zero timeout the call takes what is
+        // there and returns.
+        let taken = unsafe {
+            rdsys::rd_kafka_consume_batch_queue(
+                queue.queue.as_ptr(),
+                0,
+                self.slots.as_mut_ptr(),
+                max,
+            )
+        };
+        let taken = usize::try_from(taken).unwrap_or(0);
+        // SAFETY: librdkafka initialised the first `taken` slots.
+        unsafe { self.slots.set_len(taken) };
+        let mut failure = None;
+        for index in 0..taken {
+            let Some(message) = NonNull::new(self.slots[index]) else {
+                continue;
+            };
+            // SAFETY: each message is handed over to us once; from here `KafkaMessage` owns it.
+            let message = unsafe { KafkaMessage::new(message, Arc::clone(&self.consumer)) };
+            match classify(source, message, self.fields) {
+                Fetched::Record(record) => {
+                    if bounded && record.offset >= range.stop {
+                        sink.push(Polled::PastStop(record));
+                    } else {
+                        sink.push(Polled::Record(record));
+                    }
                 }
-                Ok(Polled::Record(record))
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => {
-                if bounded && self.position(settings, range)? >= range.stop {
-                    Ok(Polled::Done)
-                } else {
-                    Ok(Polled::Nothing)
+                // The end-of-partition event carries the offset the fetcher reached. Not the
+                // consumer's position: librdkafka 2.12's batch call moves that one past the
+                // event's offset, which could end a partition one message early.
+                Fetched::End(offset) => {
+                    if bounded && offset >= range.stop {
+                        sink.push(Polled::Done);
+                    }
+                }
+                Fetched::Failed(code, reason) => {
+                    if !is_transient_code(code) && failure.is_none() {
+                        failure = Some(Error::Fetch {
+                            topic: range.topic.clone(),
+                            partition: Some(range.partition),
+                            brokers: settings.brokers().to_owned(),
+                            reason: settings.redact(&reason),
+                        });
+                    }
                 }
             }
-            Some(Err(error)) if is_transient(&error) => Ok(Polled::Nothing),
-            Some(Err(error)) => Err(fetch_error(settings, range, &error)),
+        }
+        self.slots.clear();
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(taken),
         }
     }
+}
 
-    /// The consumer's position in `range`'s partition: the offset after the last message (or
-    /// transaction marker) it consumed. A cheap local read.
-    pub(crate) fn position(
-        &self,
-        settings: &ClientSettings,
-        range: &PartitionRange,
-    ) -> Result<i64> {
-        let positions = self
-            .consumer
-            .position()
-            .map_err(|error| fetch_error(settings, range, &error))?;
-        Ok(positions
-            .find_partition(&range.topic, range.partition)
-            .and_then(|element| match element.offset() {
-                Offset::Offset(offset) => Some(offset),
-                _ => None,
-            })
-            .unwrap_or(range.start))
+/// A message out of a partition queue: a record, the end of the partition, or an error.
+enum Fetched {
+    Record(Record),
+    End(i64),
+    Failed(RDKafkaErrorCode, String),
+}
+
+fn classify(source: usize, message: KafkaMessage, fields: Fields) -> Fetched {
+    let raw = message.raw();
+    let offset = raw.offset;
+    match raw.err {
+        rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => {
+            let mut kind = rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+            // SAFETY: the message is live.
+            let timestamp = unsafe { rdsys::rd_kafka_message_timestamp(raw, &mut kind) };
+            let (timestamp_ms, timestamp_type) = match kind {
+                rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_CREATE_TIME => {
+                    (Some(timestamp), Some(TimestampType::CreateTime))
+                }
+                rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME => {
+                    (Some(timestamp), Some(TimestampType::LogAppendTime))
+                }
+                _ => (None, None),
+            };
+            Fetched::Record(Record::fetched(
+                u32::try_from(source).unwrap_or(u32::MAX),
+                offset,
+                timestamp_ms,
+                timestamp_type,
+                message,
+                fields.headers,
+            ))
+        }
+        rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF => Fetched::End(offset),
+        code => {
+            let code = RDKafkaErrorCode::from(code);
+            // For error messages, the payload is librdkafka's description.
+            let reason = match message.value() {
+                Some(text) if !text.is_empty() => {
+                    format!("{code} ({})", String::from_utf8_lossy(text))
+                }
+                _ => code.to_string(),
+            };
+            Fetched::Failed(code, reason)
+        }
     }
 }
 
 /// Errors librdkafka recovers from by itself (reconnecting, re-fetching metadata): a scan
 /// waits through them, bounded by its no-progress timeout.
 fn is_transient(error: &KafkaError) -> bool {
+    error.rdkafka_error_code().is_some_and(is_transient_code)
+}
+
+fn is_transient_code(code: RDKafkaErrorCode) -> bool {
     matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::BrokerTransportFailure
-                | RDKafkaErrorCode::AllBrokersDown
-                | RDKafkaErrorCode::OperationTimedOut
-                | RDKafkaErrorCode::RequestTimedOut
-                | RDKafkaErrorCode::NotLeaderForPartition
-                | RDKafkaErrorCode::LeaderNotAvailable
-                | RDKafkaErrorCode::NetworkException
-                | RDKafkaErrorCode::NotCoordinator
-                | RDKafkaErrorCode::CoordinatorNotAvailable
-        )
+        code,
+        RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::OperationTimedOut
+            | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::NotLeaderForPartition
+            | RDKafkaErrorCode::LeaderNotAvailable
+            | RDKafkaErrorCode::NetworkException
+            | RDKafkaErrorCode::NotCoordinator
+            | RDKafkaErrorCode::CoordinatorNotAvailable
     )
 }
 
@@ -283,72 +470,6 @@ fn fetch_error(settings: &ClientSettings, range: &PartitionRange, error: &KafkaE
         brokers: settings.brokers().to_owned(),
         reason: settings.redact(&kafka_reason(error)),
     }
-}
-
-/// Copy what the query needs out of librdkafka's buffer: this is the one copy of key, value
-/// and header bytes on their way out.
-fn copy_record(source: usize, message: &BorrowedMessage<'_>, fields: Fields) -> Record {
-    let (timestamp_ms, timestamp_type) = match message.timestamp() {
-        Timestamp::NotAvailable => (None, None),
-        Timestamp::CreateTime(ms) => (Some(ms), Some(TimestampType::CreateTime)),
-        Timestamp::LogAppendTime(ms) => (Some(ms), Some(TimestampType::LogAppendTime)),
-    };
-    Record {
-        source: u32::try_from(source).unwrap_or(u32::MAX),
-        offset: message.offset(),
-        timestamp_ms,
-        timestamp_type,
-        key: if fields.key {
-            message.key().map(Box::from)
-        } else {
-            None
-        },
-        value: if fields.value {
-            message.payload().map(Box::from)
-        } else {
-            None
-        },
-        headers: if fields.headers {
-            copy_headers(message)
-        } else {
-            Vec::new()
-        },
-    }
-}
-
-/// Read the headers through librdkafka's C API: rdkafka's safe accessor panics on header
-/// keys that are not UTF-8, which any producer can send.
-fn copy_headers(message: &BorrowedMessage<'_>) -> Vec<Header> {
-    let mut headers: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
-    // SAFETY: the message pointer is live for the borrow; librdkafka keeps ownership of the
-    // headers, which live as long as the message.
-    let found = unsafe { rdsys::rd_kafka_message_headers(message.ptr(), &mut headers) };
-    if found != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || headers.is_null() {
-        return Vec::new();
-    }
-    let mut copied = Vec::new();
-    for index in 0.. {
-        let mut name: *const std::os::raw::c_char = std::ptr::null();
-        let mut value: *const std::os::raw::c_void = std::ptr::null();
-        let mut size: usize = 0;
-        // SAFETY: `headers` is live; librdkafka writes pointers into its own storage.
-        let status = unsafe {
-            rdsys::rd_kafka_header_get_all(headers, index, &mut name, &mut value, &mut size)
-        };
-        if status != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
-            break;
-        }
-        // SAFETY: librdkafka's header names are NUL-terminated.
-        let key = unsafe { CStr::from_ptr(name) }
-            .to_string_lossy()
-            .into_owned();
-        let value = (!value.is_null()).then(|| {
-            // SAFETY: `value` points to `size` bytes owned by the message.
-            Box::from(unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) })
-        });
-        copied.push(Header { key, value });
-    }
-    copied
 }
 
 #[cfg(test)]

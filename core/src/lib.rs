@@ -39,6 +39,7 @@ pub mod batch;
 mod error;
 mod fetch;
 mod merge;
+mod message;
 mod metadata;
 mod record;
 mod resolve;
@@ -51,7 +52,7 @@ pub use error::{Error, Result};
 pub use fetch::BudgetSplit;
 pub use merge::OrderedMerge;
 pub use metadata::{MetadataClient, PartitionInfo, TopicInfo};
-pub use record::{Fields, Header, Record, TimestampType};
+pub use record::{Fields, Header, HeaderRef, Record, TimestampType};
 pub use resolve::{bound_range, resolve_offsets, PartitionRange};
 pub use scan::{
     plan_scan, PartitionState, Scan, ScanOptions, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFER_BYTES,

@@ -41,6 +41,8 @@ pub struct OrderedMerge<T, K> {
     heads: BinaryHeap<Reverse<(i64, u32, i64)>>,
     /// How many sources are unfinished and empty: while any is, nothing is released.
     waiting: usize,
+    /// Apply the release rule; without it (an unordered scan), any head is released at once.
+    wait_for_all: bool,
     key: K,
 }
 
@@ -64,7 +66,17 @@ impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
                 .collect(),
             heads: BinaryHeap::with_capacity(sources),
             waiting: sources,
+            wait_for_all: true,
             key,
+        }
+    }
+
+    /// A merge that never waits: an item is released as soon as it is its source's head, so
+    /// only each source's own order holds. For scans that do not need timestamp order.
+    pub fn unordered(sources: usize, key: K) -> Self {
+        Self {
+            wait_for_all: false,
+            ..Self::new(sources, key)
         }
     }
 
@@ -110,7 +122,7 @@ impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
 
     /// Release the next item with its source, if the release rule allows one now.
     pub fn pop(&mut self) -> Option<(usize, T)> {
-        if self.waiting > 0 {
+        if self.wait_for_all && self.waiting > 0 {
             return None;
         }
         let Reverse((_, source, _)) = self.heads.pop()?;
@@ -132,12 +144,12 @@ impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
     /// nothing buffered.
     pub fn is_blocking(&self, source: usize) -> bool {
         let state = &self.sources[source];
-        !state.finished && !state.suspended && state.items.is_empty()
+        self.wait_for_all && !state.finished && !state.suspended && state.items.is_empty()
     }
 
     /// Whether `pop` would release an item now.
     pub fn is_ready(&self) -> bool {
-        self.waiting == 0 && !self.heads.is_empty()
+        (!self.wait_for_all || self.waiting == 0) && !self.heads.is_empty()
     }
 
     /// How many items source `source` has buffered.
@@ -221,7 +233,15 @@ mod tests {
     /// Feed `partitions` in the arrival order given by `schedule` (partition picks), popping
     /// whatever is released after every step, and finishing partitions once fully delivered.
     fn run(partitions: &[Vec<Item>], schedule: &[usize], pop_every: usize) -> Vec<(usize, Item)> {
-        let mut merge = merge(partitions.len());
+        run_with(merge(partitions.len()), partitions, schedule, pop_every)
+    }
+
+    fn run_with(
+        mut merge: TestMerge,
+        partitions: &[Vec<Item>],
+        schedule: &[usize],
+        pop_every: usize,
+    ) -> Vec<(usize, Item)> {
         let mut delivered = vec![0; partitions.len()];
         let mut out = Vec::new();
         let mut step = 0;
@@ -268,6 +288,26 @@ mod tests {
             for (p, items) in partitions.iter().enumerate() {
                 let got: Vec<Item> = out.iter().filter(|(s, _)| *s == p).map(|(_, i)| *i).collect();
                 prop_assert_eq!(&got, items);
+            }
+        }
+
+        // Unordered: every item exactly once, each partition in offset order, and an item is
+        // released as soon as it arrives (nothing is ever held back for another partition).
+        #[test]
+        fn test_unordered_merge_releases_at_once(partitions in partitions(), schedule in proptest::collection::vec(0usize..7, 1..40)) {
+            let key: fn(&Item) -> (i64, i64) = |item| *item;
+            let out = run_with(OrderedMerge::unordered(partitions.len(), key), &partitions, &schedule, 1);
+            for (p, items) in partitions.iter().enumerate() {
+                let got: Vec<Item> = out.iter().filter(|(s, _)| *s == p).map(|(_, i)| *i).collect();
+                prop_assert_eq!(&got, items);
+            }
+            let mut merge = OrderedMerge::unordered(partitions.len(), key);
+            for (p, items) in partitions.iter().enumerate() {
+                for item in items {
+                    merge.push(p, *item);
+                    prop_assert!(!merge.is_blocking(p));
+                    prop_assert_eq!(merge.pop(), Some((p, *item)));
+                }
             }
         }
 

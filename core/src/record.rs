@@ -1,5 +1,8 @@
-//! Messages as kafkars holds them between librdkafka and the output: owned copies of the
-//! fields the query needs, and nothing else.
+//! Messages as kafkars holds them between librdkafka and the output.
+
+use std::borrow::Cow;
+
+use crate::message::KafkaMessage;
 
 /// How the broker stamped a message's timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +54,9 @@ impl Fields {
     };
 }
 
-/// A message held by kafkars.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A message held by kafkars: where it came from, its timestamp, and its key, value and headers,
+/// still in librdkafka's fetch buffer (or owned, for records built by hand).
+#[derive(Debug)]
 pub struct Record {
     /// Index of the partition it came from in the scan's partition list.
     pub source: u32,
@@ -62,38 +66,139 @@ pub struct Record {
     pub timestamp_ms: Option<i64>,
     /// How the timestamp was set; `None` when the message has none.
     pub timestamp_type: Option<TimestampType>,
-    /// The key; `None` for a null key or when keys are not copied.
-    pub key: Option<Box<[u8]>>,
-    /// The value; `None` for a tombstone or when values are not copied.
-    pub value: Option<Box<[u8]>>,
-    /// The headers, in order; empty when there are none or headers are not copied.
-    pub headers: Vec<Header>,
+    body: Body,
+    /// What it is charged against the memory budget.
+    charged: usize,
 }
 
-/// Bytes a record is charged against the memory budget beyond its payloads: the struct itself
-/// plus its slot in the buffer, so that many tiny messages are not free.
-const RECORD_OVERHEAD: usize = std::mem::size_of::<Record>();
-/// What the allocator adds to each separately allocated key, value or header.
-const ALLOCATION_OVERHEAD: usize = 16;
+#[derive(Debug)]
+enum Body {
+    Fetched(KafkaMessage),
+    Owned {
+        key: Option<Box<[u8]>>,
+        value: Option<Box<[u8]>>,
+        headers: Vec<Header>,
+    },
+}
+
+/// One header of a [`Record`], borrowed from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderRef<'a> {
+    /// The key. Keys that are not valid UTF-8 (producers can send any bytes) are decoded
+    /// lossily, with U+FFFD for each bad sequence.
+    pub key: Cow<'a, str>,
+    /// The value; `None` for a null value.
+    pub value: Option<&'a [u8]>,
+}
+
+/// Bytes a record is charged beyond its payloads: our struct plus librdkafka's per-message
+/// bookkeeping (its op and message structs), so that many tiny messages are not free.
+const RECORD_OVERHEAD: usize = std::mem::size_of::<Record>() + 256;
+/// Bytes charged per header beyond its key and value.
+const HEADER_OVERHEAD: usize = 32;
 
 impl Record {
+    /// A record that owns its key, value and headers (tests, and data that did not come from
+    /// a fetch).
+    pub fn new(
+        source: u32,
+        offset: i64,
+        timestamp_ms: Option<i64>,
+        timestamp_type: Option<TimestampType>,
+        key: Option<Box<[u8]>>,
+        value: Option<Box<[u8]>>,
+        headers: Vec<Header>,
+    ) -> Self {
+        let mut record = Self {
+            source,
+            offset,
+            timestamp_ms,
+            timestamp_type,
+            body: Body::Owned {
+                key,
+                value,
+                headers,
+            },
+            charged: 0,
+        };
+        record.charged = record.measure(true);
+        record
+    }
+
+    /// A fetched message. With `headers`, they are parsed now and charged.
+    pub(crate) fn fetched(
+        source: u32,
+        offset: i64,
+        timestamp_ms: Option<i64>,
+        timestamp_type: Option<TimestampType>,
+        message: KafkaMessage,
+        headers: bool,
+    ) -> Self {
+        let mut record = Self {
+            source,
+            offset,
+            timestamp_ms,
+            timestamp_type,
+            body: Body::Fetched(message),
+            charged: 0,
+        };
+        record.charged = record.measure(headers);
+        record
+    }
+
+    fn measure(&self, headers: bool) -> usize {
+        let len = |bytes: Option<&[u8]>| bytes.map_or(0, <[u8]>::len);
+        let mut bytes = RECORD_OVERHEAD + len(self.key()) + len(self.value());
+        if headers {
+            bytes += self
+                .headers()
+                .map(|h| HEADER_OVERHEAD + h.key.len() + len(h.value))
+                .sum::<usize>();
+        }
+        bytes
+    }
+
+    /// The key; `None` for a null key.
+    pub fn key(&self) -> Option<&[u8]> {
+        match &self.body {
+            Body::Fetched(message) => message.key(),
+            Body::Owned { key, .. } => key.as_deref(),
+        }
+    }
+
+    /// The value; `None` for a tombstone.
+    pub fn value(&self) -> Option<&[u8]> {
+        match &self.body {
+            Body::Fetched(message) => message.value(),
+            Body::Owned { value, .. } => value.as_deref(),
+        }
+    }
+
+    /// How many headers the message has.
+    pub fn header_count(&self) -> usize {
+        match &self.body {
+            Body::Fetched(message) => message.header_count(),
+            Body::Owned { headers, .. } => headers.len(),
+        }
+    }
+
+    /// The headers in order. Kafka keeps header order and allows duplicate keys; both survive.
+    pub fn headers(&self) -> impl Iterator<Item = HeaderRef<'_>> + '_ {
+        (0..self.header_count()).filter_map(move |index| match &self.body {
+            Body::Fetched(message) => message.header(index).map(|(key, value)| HeaderRef {
+                key: String::from_utf8_lossy(key),
+                value,
+            }),
+            Body::Owned { headers, .. } => headers.get(index).map(|header| HeaderRef {
+                key: Cow::Borrowed(header.key.as_str()),
+                value: header.value.as_deref(),
+            }),
+        })
+    }
+
     /// The bytes this record occupies, as counted against `max_buffer_bytes`.
     pub fn buffered_bytes(&self) -> usize {
-        let payload =
-            |bytes: &Option<Box<[u8]>>| bytes.as_ref().map_or(0, |b| b.len() + ALLOCATION_OVERHEAD);
-        RECORD_OVERHEAD
-            + payload(&self.key)
-            + payload(&self.value)
-            + self
-                .headers
-                .iter()
-                .map(|h| {
-                    std::mem::size_of::<Header>()
-                        + h.key.len()
-                        + ALLOCATION_OVERHEAD
-                        + payload(&h.value)
-                })
-                .sum::<usize>()
+        self.charged
     }
 
     /// The timestamp the ordered merge sorts by.
@@ -103,5 +208,40 @@ impl Record {
     /// never holds other partitions back, and the partition's offset order still holds.
     pub fn merge_timestamp(&self) -> i64 {
         self.timestamp_ms.unwrap_or(i64::MIN)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_owned_record_fields_and_charge() {
+        let record = Record::new(
+            0,
+            5,
+            Some(1),
+            Some(TimestampType::CreateTime),
+            Some(b"key".to_vec().into()),
+            None,
+            vec![Header {
+                key: "h".into(),
+                value: Some(b"12".to_vec().into()),
+            }],
+        );
+        assert_eq!(record.key(), Some(&b"key"[..]));
+        assert_eq!(record.value(), None);
+        let headers: Vec<_> = record.headers().collect();
+        assert_eq!(
+            headers,
+            vec![HeaderRef {
+                key: "h".into(),
+                value: Some(&b"12"[..])
+            }]
+        );
+        assert_eq!(
+            record.buffered_bytes(),
+            RECORD_OVERHEAD + 3 + HEADER_OVERHEAD + 1 + 2
+        );
     }
 }

@@ -17,13 +17,14 @@
 //! buffers are full: its librdkafka queue fills to its share and fetching it stops. The
 //! partition the merge waits for is always read, so the scan never deadlocks on its budget.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::BaseConsumer;
 
 use crate::error::{Error, Result};
-use crate::fetch::{create_consumer, BudgetSplit, Fetcher, Polled};
+use crate::fetch::{create_consumer, BudgetSplit, Fetcher, Polled, MAX_BATCH};
 use crate::merge::OrderedMerge;
 use crate::record::{Fields, Record};
 use crate::resolve::{resolve_offsets, PartitionRange};
@@ -34,15 +35,13 @@ use crate::settings::ClientSettings;
 pub const DEFAULT_MAX_BUFFER_BYTES: usize = 256 * 1_048_576;
 /// The smallest budget accepted: below this librdkafka's minimum fetch sizes dominate.
 pub const MIN_MAX_BUFFER_BYTES: usize = 64 * 1024;
-/// How many messages one partition may hand over per fill round before others get a turn.
-const FILL_BATCH: usize = 1024;
-/// How long a fill round waits for the partition the merge is blocked on.
+/// How long a fill round waits for data when no partition had any.
 const FILL_WAIT: Duration = Duration::from_millis(50);
+/// The record size assumed before any was seen, to size the first batches under the budget.
+const FIRST_RECORD_BYTES_GUESS: usize = 1024;
 
 /// The default idle timeout of follow mode: 1 s.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long a live scan sleeps when no partition had anything.
-const LIVE_IDLE_SLEEP: Duration = Duration::from_millis(5);
 
 /// How a scan reads, beyond what it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +54,9 @@ pub struct ScanOptions {
     pub follow: bool,
     /// Follow mode, once live: how long a silent partition may hold the merge back.
     pub idle_timeout: Duration,
+    /// Merge the partitions by timestamp (the default). Without, rows come as they arrive and
+    /// only each partition's offset order holds.
+    pub ordered: bool,
 }
 
 impl Default for ScanOptions {
@@ -64,6 +66,7 @@ impl Default for ScanOptions {
             fields: Fields::ALL,
             follow: false,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            ordered: true,
         }
     }
 }
@@ -122,8 +125,12 @@ pub struct Scan {
     merge: OrderedMerge<Record, MergeKey>,
     /// Follow mode: the replay is complete and the merge runs over live messages.
     live: bool,
-    /// Follow mode: per source, the first message past the stop, held until live.
-    stash: Vec<Option<Record>>,
+    /// Follow mode: per source, the messages past the stop, held until live.
+    stash: Vec<VecDeque<Record>>,
+    /// Scratch space for one poll's messages; empty between polls.
+    polled: Vec<Polled>,
+    /// Average bytes of the records seen so far, to size batches under the budget.
+    record_bytes: usize,
     /// Bytes buffered per source, and in all.
     buffered: Vec<usize>,
     buffered_total: usize,
@@ -166,6 +173,22 @@ impl Scan {
         Self::start(settings, consumer, ranges, budget, options)
     }
 
+    /// Read offsets resolved before (by [`plan_scan`]): each range from its start to its
+    /// stop. Scans that share out one resolution's partitions read consistent offsets.
+    ///
+    /// # Errors
+    /// Invalid options, and errors of creating the consumer and assigning the partitions.
+    pub fn open_ranges(
+        settings: &ClientSettings,
+        ranges: Vec<PartitionRange>,
+        options: ScanOptions,
+    ) -> Result<Self> {
+        options.validate()?;
+        let budget = BudgetSplit::new(options.max_buffer_bytes, ranges.len());
+        let consumer = create_consumer(settings, &budget)?;
+        Self::start(settings, consumer, ranges, budget, options)
+    }
+
     fn start(
         settings: &ClientSettings,
         consumer: Arc<BaseConsumer>,
@@ -174,7 +197,7 @@ impl Scan {
         options: ScanOptions,
     ) -> Result<Self> {
         let fetcher = Fetcher::assign(consumer, settings, &ranges, options.fields, options.follow)?;
-        let mut merge = new_merge(ranges.len());
+        let mut merge = new_merge(ranges.len(), options.ordered);
         for (source, range) in ranges.iter().enumerate() {
             if range.start >= range.stop {
                 merge.finish(source);
@@ -188,7 +211,9 @@ impl Scan {
             positions: ranges.iter().map(|r| r.start).collect(),
             throttled: vec![false; ranges.len()],
             last_heard: vec![now; ranges.len()],
-            stash: (0..ranges.len()).map(|_| None).collect(),
+            stash: (0..ranges.len()).map(|_| VecDeque::new()).collect(),
+            polled: Vec::with_capacity(MAX_BATCH),
+            record_bytes: FIRST_RECORD_BYTES_GUESS,
             ranges,
             fetcher,
             merge,
@@ -208,12 +233,13 @@ impl Scan {
             return;
         }
         self.live = true;
-        self.merge = new_merge(self.ranges.len());
+        self.merge = new_merge(self.ranges.len(), self.options.ordered);
         let now = Instant::now();
         self.last_heard.fill(now);
         for source in 0..self.ranges.len() {
-            if let Some(record) = self.stash[source].take() {
-                self.accept(source, record);
+            // Already charged when stashed.
+            while let Some(record) = self.stash[source].pop_front() {
+                self.merge.push(source, record);
             }
         }
     }
@@ -235,8 +261,7 @@ impl Scan {
                 start: range.start,
                 stop: range.stop,
                 position: self.positions[source],
-                buffered_messages: self.merge.buffered(source)
-                    + usize::from(self.stash[source].is_some()),
+                buffered_messages: self.merge.buffered(source) + self.stash[source].len(),
                 buffered_bytes: self.buffered[source],
                 paused: self.throttled[source],
                 live: self.live
@@ -323,48 +348,18 @@ impl Scan {
         if self.live {
             self.suspend_idle_partitions();
         }
-        let mut progressed = false;
-        let mut first_blocking = None;
-        for source in 0..self.ranges.len() {
-            self.throttled[source] = false;
-            if self.merge.is_finished(source) {
-                continue;
-            }
-            if self.merge.is_blocking(source) && first_blocking.is_none() {
-                first_blocking = Some(source);
-            }
-            for _ in 0..FILL_BATCH {
-                // Over budget, only the partitions the merge waits for are read.
-                if !self.merge.is_blocking(source) && self.buffered_total >= self.buffer_budget {
-                    self.throttled[source] = true;
-                    break;
-                }
-                if !self.receive(source, Duration::ZERO)? {
-                    break;
-                }
-                progressed = true;
-                if self.merge.is_finished(source) {
-                    break;
-                }
-            }
-        }
+        self.fetcher.begin_round();
+        let mut progressed = self.fill_round()?;
         if !progressed && !wait.is_zero() {
-            match first_blocking {
-                Some(source) => {
-                    progressed = self.receive(source, wait)?;
-                    if !progressed && !self.live {
-                        self.check_position(source)?;
-                        progressed = self.merge.is_finished(source);
-                    }
-                }
-                // Live, and no partition is waited for: whichever speaks first is welcome.
-                None => std::thread::sleep(wait.min(LIVE_IDLE_SLEEP)),
-            }
+            self.fetcher.wait(wait);
+            progressed = self.fill_round()?;
         }
         if progressed {
             self.last_progress = Instant::now();
         } else if !self.live && self.last_progress.elapsed() >= self.settings.timeout() {
-            let source = first_blocking.unwrap_or(0);
+            let source = (0..self.ranges.len())
+                .find(|&source| self.merge.is_blocking(source))
+                .unwrap_or(0);
             let range = &self.ranges[source];
             return Err(Error::Stalled {
                 topic: range.topic.clone(),
@@ -373,6 +368,28 @@ impl Scan {
                 brokers: self.settings.brokers().to_owned(),
                 timeout: self.settings.timeout(),
             });
+        }
+        Ok(progressed)
+    }
+
+    /// One batch from every partition that may be read: all of them while under the budget,
+    /// only those the merge waits for when over it. Returns whether anything arrived.
+    fn fill_round(&mut self) -> Result<bool> {
+        let mut progressed = false;
+        for source in 0..self.ranges.len() {
+            self.throttled[source] = false;
+            if self.merge.is_finished(source) {
+                continue;
+            }
+            let max = if self.merge.is_blocking(source) {
+                MAX_BATCH
+            } else if self.buffered_total >= self.buffer_budget {
+                self.throttled[source] = true;
+                continue;
+            } else {
+                (self.buffer_budget - self.buffered_total) / self.record_bytes.max(1) + 1
+            };
+            progressed |= self.receive(source, max)?;
         }
         Ok(progressed)
     }
@@ -388,60 +405,78 @@ impl Scan {
         }
     }
 
-    /// Poll one partition once; returns whether something arrived.
-    fn receive(&mut self, source: usize, wait: Duration) -> Result<bool> {
-        let range = &self.ranges[source];
+    /// Take one batch of up to `max` messages from one partition; returns whether something
+    /// arrived.
+    fn receive(&mut self, source: usize, max: usize) -> Result<bool> {
         let bounded = !self.live;
-        match self
-            .fetcher
-            .poll(&self.settings, source, range, wait, bounded)?
-        {
-            Polled::Nothing => Ok(false),
-            Polled::Done => {
-                self.merge.finish(source);
-                Ok(true)
-            }
-            Polled::PastStop(record) => {
-                if self.options.follow {
-                    self.stash[source] = Some(record);
-                }
-                self.merge.finish(source);
-                Ok(true)
-            }
-            Polled::Record(record) => {
-                let last = bounded && record.offset + 1 >= range.stop;
-                self.accept(source, record);
-                if last {
+        let mut polled = std::mem::take(&mut self.polled);
+        let taken = self.fetcher.poll(
+            &self.settings,
+            source,
+            &self.ranges[source],
+            bounded,
+            max,
+            &mut polled,
+        );
+        let (mut records, mut bytes) = (0, 0);
+        for item in polled.drain(..) {
+            match item {
+                Polled::Done => self.merge.finish(source),
+                Polled::PastStop(record) => {
+                    if self.options.follow {
+                        self.charge(source, &record);
+                        self.stash[source].push_back(record);
+                    }
                     self.merge.finish(source);
                 }
-                Ok(true)
+                Polled::Record(record) => {
+                    if self.merge.is_finished(source) {
+                        // Only a message re-delivered after a reconnect can come after the
+                        // end; it was returned already.
+                        continue;
+                    }
+                    let last = bounded && record.offset + 1 >= self.ranges[source].stop;
+                    records += 1;
+                    bytes += record.buffered_bytes();
+                    self.accept(source, record);
+                    if last {
+                        self.merge.finish(source);
+                    }
+                }
             }
         }
+        self.polled = polled;
+        if let Some(average) = bytes.checked_div(records) {
+            self.record_bytes = average;
+        }
+        let taken = taken?;
+        if taken > 0 {
+            self.last_heard[source] = Instant::now();
+        }
+        Ok(taken > 0)
+    }
+
+    /// Count a record against the budget.
+    fn charge(&mut self, source: usize, record: &Record) {
+        let bytes = record.buffered_bytes();
+        self.buffered[source] += bytes;
+        self.buffered_total += bytes;
     }
 
     /// Buffer a record in the merge and count it.
     fn accept(&mut self, source: usize, record: Record) {
-        let bytes = record.buffered_bytes();
-        self.buffered[source] += bytes;
-        self.buffered_total += bytes;
-        self.last_heard[source] = Instant::now();
+        self.charge(source, &record);
         self.merge.push(source, record);
-    }
-
-    /// A partition whose last offsets were transaction markers or compacted away is done when
-    /// the consumer's position reaches its stop, even if no further message or end-of-partition
-    /// event comes.
-    fn check_position(&mut self, source: usize) -> Result<()> {
-        let range = &self.ranges[source];
-        if self.fetcher.position(&self.settings, range)? >= range.stop {
-            self.merge.finish(source);
-        }
-        Ok(())
     }
 }
 
-fn new_merge(sources: usize) -> OrderedMerge<Record, MergeKey> {
-    OrderedMerge::new(sources, |record| (record.merge_timestamp(), record.offset))
+fn new_merge(sources: usize, ordered: bool) -> OrderedMerge<Record, MergeKey> {
+    let key: MergeKey = |record| (record.merge_timestamp(), record.offset);
+    if ordered {
+        OrderedMerge::new(sources, key)
+    } else {
+        OrderedMerge::unordered(sources, key)
+    }
 }
 
 /// Milliseconds since the epoch, now.

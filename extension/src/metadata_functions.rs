@@ -16,6 +16,7 @@ pub struct KafkaTopics;
 impl TableFunction for KafkaTopics {
     type BindData = ClientSettings;
     type State = Rows<TopicInfo>;
+    type LocalState = ();
 
     const NAME: &'static str = "kafka_topics";
 
@@ -48,6 +49,7 @@ impl TableFunction for KafkaTopics {
     fn scan(
         _: &ClientSettings,
         rows: &Rows<TopicInfo>,
+        _: &mut (),
         output: &mut DataChunk,
     ) -> Result<(), String> {
         rows.emit(output, 4, |row, topic, columns| {
@@ -75,6 +77,7 @@ pub struct KafkaPartitions;
 impl TableFunction for KafkaPartitions {
     type BindData = PartitionsRequest;
     type State = Rows<PartitionInfo>;
+    type LocalState = ();
 
     const NAME: &'static str = "kafka_partitions";
 
@@ -118,6 +121,7 @@ impl TableFunction for KafkaPartitions {
     fn scan(
         _: &PartitionsRequest,
         rows: &Rows<PartitionInfo>,
+        _: &mut (),
         output: &mut DataChunk,
     ) -> Result<(), String> {
         let mut replicas = output.vector(4).list();

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use kafkars_core::{
     plan_scan, ClientSettings, Fields, PartitionRange, Record, Scan, ScanOptions, ScanSelection,
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFER_BYTES,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFER_BYTES, MIN_MAX_BUFFER_BYTES,
 };
 
 use crate::capi::{BindInput, Column, DataChunk, InitInput, LogicalType, TableFunction, Vector};
@@ -36,16 +36,72 @@ pub struct ScanRequest {
     options: ScanOptions,
 }
 
-/// A running kafka_scan: the engine's scan, and the chunk being written.
+/// A running kafka_scan.
 pub struct ScanState {
-    inner: Mutex<ScanInner>,
+    work: Work,
     /// Projected column indexes, in output order.
     columns: Vec<usize>,
 }
 
-struct ScanInner {
+enum Work {
+    /// Ordered: one scan merges every partition, read by one thread at a time.
+    Ordered(Box<Mutex<ScanPart>>),
+    /// Unordered: the resolved partitions, in groups that scanning threads claim one by one.
+    Unordered {
+        settings: ClientSettings,
+        options: ScanOptions,
+        groups: Mutex<Vec<Vec<PartitionRange>>>,
+        threads: u64,
+    },
+}
+
+/// An engine scan and the chunk being written from it.
+pub struct ScanPart {
     scan: Scan,
     rows: Vec<Record>,
+}
+
+impl ScanPart {
+    fn new(scan: Scan) -> Self {
+        Self {
+            scan,
+            rows: Vec::with_capacity(DataChunk::capacity()),
+        }
+    }
+
+    /// Write the next rows of this scan into `output`; none when it is done.
+    fn emit(&mut self, columns: &[usize], output: &mut DataChunk) -> Result<(), String> {
+        let Self { scan, rows } = self;
+        rows.clear();
+        // No deadline: a call that returns no row ends the scan, so in follow mode it waits
+        // for the next message.
+        scan.next_records(DataChunk::capacity(), rows, None)
+            .map_err(|e| error_text(KafkaScan::NAME, e))?;
+        for (position, &column) in columns.iter().enumerate() {
+            write_column(scan.ranges(), rows, column, output.vector(position));
+        }
+        output.set_len(rows.len());
+        // Release the messages (and librdkafka's buffers) now, not at the next call.
+        rows.clear();
+        Ok(())
+    }
+}
+
+/// A thread of an unordered scan: the group of partitions it is reading.
+#[derive(Default)]
+pub struct ScanThread {
+    part: Option<ScanPart>,
+}
+
+/// Share `ranges` out into at most `groups` groups of about equal partition counts.
+fn group_ranges(ranges: Vec<PartitionRange>, groups: usize) -> Vec<Vec<PartitionRange>> {
+    let groups = groups.clamp(1, ranges.len().max(1));
+    let mut grouped: Vec<Vec<PartitionRange>> = (0..groups).map(|_| Vec::new()).collect();
+    for (index, range) in ranges.into_iter().enumerate() {
+        grouped[index % groups].push(range);
+    }
+    grouped.retain(|group| !group.is_empty());
+    grouped
 }
 
 pub struct KafkaScan;
@@ -53,6 +109,7 @@ pub struct KafkaScan;
 impl TableFunction for KafkaScan {
     type BindData = ScanRequest;
     type State = ScanState;
+    type LocalState = ScanThread;
 
     const NAME: &'static str = "kafka_scan";
     const PROJECTION_PUSHDOWN: bool = true;
@@ -66,6 +123,7 @@ impl TableFunction for KafkaScan {
         named.extend(params::selection_parameters());
         named.push(("max_buffer_bytes", LogicalType::bigint()));
         named.push(("follow", LogicalType::boolean()));
+        named.push(("ordered", LogicalType::boolean()));
         named.push(("idle_timeout", LogicalType::interval()));
         named
     }
@@ -96,6 +154,7 @@ impl TableFunction for KafkaScan {
                 fields: Fields::ALL,
                 follow,
                 idle_timeout: idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+                ordered: params::boolean(input, "ordered")?.unwrap_or(true),
             };
             options.validate()?;
             Ok(ScanRequest {
@@ -134,33 +193,81 @@ impl TableFunction for KafkaScan {
             fields,
             ..request.options
         };
-        let scan = Scan::open(&request.settings, &request.selection, options)
-            .map_err(|e| error_text(Self::NAME, e))?;
-        Ok(ScanState {
-            inner: Mutex::new(ScanInner {
-                scan,
-                rows: Vec::with_capacity(DataChunk::capacity()),
-            }),
-            columns,
-        })
+        let work = if options.ordered {
+            let scan = Scan::open(&request.settings, &request.selection, options)
+                .map_err(|e| error_text(Self::NAME, e))?;
+            Work::Ordered(Box::new(Mutex::new(ScanPart::new(scan))))
+        } else {
+            // Resolve once, so every thread reads offsets of the same moment. A followed
+            // scan never finishes a group, so it cannot hand groups out to fewer threads
+            // than groups: it reads on one thread (unordered, without the merge's waits).
+            let ranges = plan_scan(&request.settings, &request.selection)
+                .map_err(|e| error_text(Self::NAME, e))?;
+            let threads = if options.follow {
+                1
+            } else {
+                std::thread::available_parallelism().map_or(1, usize::from)
+            };
+            let groups = group_ranges(ranges, threads);
+            // The budget is shared by the groups' scans.
+            let options = ScanOptions {
+                max_buffer_bytes: (options.max_buffer_bytes / groups.len().max(1))
+                    .max(MIN_MAX_BUFFER_BYTES),
+                ..options
+            };
+            Work::Unordered {
+                settings: request.settings.clone(),
+                options,
+                threads: groups.len().max(1) as u64,
+                groups: Mutex::new(groups),
+            }
+        };
+        Ok(ScanState { work, columns })
     }
 
-    fn scan(_: &ScanRequest, state: &ScanState, output: &mut DataChunk) -> Result<(), String> {
-        let mut inner = state
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let ScanInner { scan, rows } = &mut *inner;
-        rows.clear();
-        // No deadline: a call that returns no row ends the scan, so in follow mode it waits
-        // for the next message.
-        scan.next_records(DataChunk::capacity(), rows, None)
-            .map_err(|e| error_text(Self::NAME, e))?;
-        for (position, &column) in state.columns.iter().enumerate() {
-            write_column(scan.ranges(), rows, column, output.vector(position));
+    fn max_threads(_: &ScanRequest, state: &ScanState) -> u64 {
+        match &state.work {
+            Work::Ordered(_) => 1,
+            Work::Unordered { threads, .. } => *threads,
         }
-        output.set_len(rows.len());
-        Ok(())
+    }
+
+    fn scan(
+        _: &ScanRequest,
+        state: &ScanState,
+        thread: &mut ScanThread,
+        output: &mut DataChunk,
+    ) -> Result<(), String> {
+        match &state.work {
+            Work::Ordered(part) => part
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .emit(&state.columns, output),
+            Work::Unordered {
+                settings,
+                options,
+                groups,
+                ..
+            } => loop {
+                if let Some(part) = &mut thread.part {
+                    part.emit(&state.columns, output)?;
+                    if output.len() > 0 {
+                        return Ok(());
+                    }
+                    thread.part = None;
+                }
+                let group = groups
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .pop();
+                let Some(group) = group else {
+                    return Ok(());
+                };
+                let scan = Scan::open_ranges(settings, group, *options)
+                    .map_err(|e| error_text(Self::NAME, e))?;
+                thread.part = Some(ScanPart::new(scan));
+            },
+        }
     }
 }
 
@@ -204,9 +311,9 @@ fn write_column(ranges: &[PartitionRange], rows: &[Record], column: usize, vecto
         column::KEY | column::VALUE => {
             for (row, record) in rows.iter().enumerate() {
                 let bytes = if column == column::KEY {
-                    &record.key
+                    record.key()
                 } else {
-                    &record.value
+                    record.value()
                 };
                 match bytes {
                     Some(bytes) => vector.set_bytes(row, bytes),
@@ -217,11 +324,11 @@ fn write_column(ranges: &[PartitionRange], rows: &[Record], column: usize, vecto
         column::HEADERS => {
             let mut list = vector.list();
             for (row, record) in rows.iter().enumerate() {
-                let (child, first) = list.append_row(row, record.headers.len());
+                let (child, first) = list.append_row(row, record.header_count());
                 let (keys, values) = (child.struct_field(0), child.struct_field(1));
-                for (index, header) in record.headers.iter().enumerate() {
+                for (index, header) in record.headers().enumerate() {
                     keys.set_bytes(first + index, header.key.as_bytes());
-                    match &header.value {
+                    match header.value {
                         Some(value) => values.set_bytes(first + index, value),
                         None => values.set_null(first + index),
                     }
@@ -246,6 +353,7 @@ pub struct KafkaOffsets;
 impl TableFunction for KafkaOffsets {
     type BindData = OffsetsRequest;
     type State = Rows<PartitionRange>;
+    type LocalState = ();
 
     const NAME: &'static str = "kafka_offsets";
 
@@ -287,6 +395,7 @@ impl TableFunction for KafkaOffsets {
     fn scan(
         _: &OffsetsRequest,
         rows: &Rows<PartitionRange>,
+        _: &mut (),
         output: &mut DataChunk,
     ) -> Result<(), String> {
         rows.emit(output, 5, |row, range, columns| {

@@ -85,6 +85,7 @@ impl RawConsumerManager {
             fields: Fields::ALL,
             follow: true,
             idle_timeout: Duration::from_millis(idle_timeout_ms),
+            ordered: true,
         };
         let scan = py
             .detach(|| Scan::open(&settings, &selection, options))

@@ -21,6 +21,12 @@ impl DataChunk {
         Vector(unsafe { ffi::duckdb_data_chunk_get_vector(self.0, column as ffi::idx_t) })
     }
 
+    /// How many rows were written.
+    pub fn len(&self) -> usize {
+        // SAFETY: the chunk is live for the scan call.
+        unsafe { ffi::duckdb_data_chunk_get_size(self.0) as usize }
+    }
+
     /// Set how many rows were written. A scan that leaves 0 rows ends the table function.
     pub fn set_len(&mut self, rows: usize) {
         // SAFETY: the chunk is live; `rows` never exceeds `capacity()` by construction.

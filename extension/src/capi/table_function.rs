@@ -31,6 +31,8 @@ pub trait TableFunction: 'static {
     type BindData: Send + Sync + 'static;
     /// The scan's state.
     type State: Send + Sync + 'static;
+    /// One scanning thread's own state; `()` for functions that scan on one thread.
+    type LocalState: Default + Send + 'static;
 
     /// The SQL name.
     const NAME: &'static str;
@@ -50,11 +52,19 @@ pub trait TableFunction: 'static {
     /// Start a scan.
     fn init(bind: &Self::BindData, input: &InitInput) -> Result<Self::State, String>;
 
-    /// Fill `output` with the next rows; leaving it empty ends the scan. Each call must
-    /// return within a bounded time: an interrupt only takes effect between calls.
+    /// How many threads may call `scan` at once, each with its own local state; asked once,
+    /// after `init`.
+    fn max_threads(_bind: &Self::BindData, _state: &Self::State) -> u64 {
+        1
+    }
+
+    /// Fill `output` with the next rows; leaving it empty ends this thread's part of the scan.
+    /// Each call must return within a bounded time: an interrupt only takes effect between
+    /// calls.
     fn scan(
         bind: &Self::BindData,
         state: &Self::State,
+        local: &mut Self::LocalState,
         output: &mut DataChunk,
     ) -> Result<(), String>;
 }
@@ -131,6 +141,7 @@ pub unsafe fn register<T: TableFunction>(connection: ffi::duckdb_connection) -> 
     }
     ffi::duckdb_table_function_set_bind(function, Some(bind_trampoline::<T>));
     ffi::duckdb_table_function_set_init(function, Some(init_trampoline::<T>));
+    ffi::duckdb_table_function_set_local_init(function, Some(local_init_trampoline::<T>));
     ffi::duckdb_table_function_set_function(function, Some(scan_trampoline::<T>));
     ffi::duckdb_table_function_supports_projection_pushdown(function, T::PROJECTION_PUSHDOWN);
     let state = ffi::duckdb_register_table_function(connection, function);
@@ -195,6 +206,8 @@ unsafe extern "C" fn init_trampoline<T: TableFunction>(info: ffi::duckdb_init_in
     });
     match result {
         Ok(state) => {
+            let threads = bind.as_ref().map_or(1, |bind| T::max_threads(bind, &state));
+            ffi::duckdb_init_set_max_threads(info, threads.max(1));
             let state = Box::into_raw(Box::new(state));
             ffi::duckdb_init_set_init_data(info, state.cast(), Some(drop_boxed::<T::State>));
         }
@@ -205,16 +218,25 @@ unsafe extern "C" fn init_trampoline<T: TableFunction>(info: ffi::duckdb_init_in
     }
 }
 
+unsafe extern "C" fn local_init_trampoline<T: TableFunction>(info: ffi::duckdb_init_info) {
+    let local = Box::into_raw(Box::<T::LocalState>::default());
+    ffi::duckdb_init_set_init_data(info, local.cast(), Some(drop_boxed::<T::LocalState>));
+}
+
 unsafe extern "C" fn scan_trampoline<T: TableFunction>(
     info: ffi::duckdb_function_info,
     output: ffi::duckdb_data_chunk,
 ) {
     let bind = ffi::duckdb_function_get_bind_data(info).cast::<T::BindData>();
     let state = ffi::duckdb_function_get_init_data(info).cast::<T::State>();
+    // Each thread has its own local state: DuckDB never shares one between threads.
+    let local = ffi::duckdb_function_get_local_init_data(info).cast::<T::LocalState>();
     let mut chunk = DataChunk::from_raw(output);
-    let result = guarded(T::NAME, || match (bind.as_ref(), state.as_ref()) {
-        (Some(bind), Some(state)) => T::scan(bind, state, &mut chunk),
-        _ => Err(format!("{}: scan without bind data or state", T::NAME)),
+    let result = guarded(T::NAME, || {
+        match (bind.as_ref(), state.as_ref(), local.as_mut()) {
+            (Some(bind), Some(state), Some(local)) => T::scan(bind, state, local, &mut chunk),
+            _ => Err(format!("{}: scan without bind data or state", T::NAME)),
+        }
     });
     if let Err(message) = result {
         chunk.set_len(0);
