@@ -66,6 +66,15 @@ pub enum Error {
         brokers: String,
     },
 
+    /// A topic disappeared from the cluster while a scan was reading it.
+    #[error("topic '{topic}' was deleted from Kafka brokers {brokers} while it was being read")]
+    TopicDeleted {
+        /// The topic.
+        topic: String,
+        /// The bootstrap list.
+        brokers: String,
+    },
+
     /// The cluster returned an error for a topic's metadata (not authorized, leader not
     /// available, …).
     #[error("metadata request for topic '{topic}' on Kafka brokers {brokers} failed: {code}")]

@@ -304,6 +304,26 @@ impl Fetcher {
         Ok(())
     }
 
+    /// Whether the cluster says `topic` no longer exists. A failed request (brokers down) is
+    /// not an answer: `false`.
+    ///
+    /// librdkafka 2.12's batch call never reports a deleted topic, so a scan that stops
+    /// making progress asks.
+    pub(crate) fn topic_deleted(&self, topic: &str, timeout: Duration) -> bool {
+        match self.consumer.fetch_metadata(Some(topic), timeout) {
+            Err(_) => false,
+            Ok(metadata) => match metadata.topics().iter().find(|t| t.name() == topic) {
+                None => true,
+                Some(entry) => matches!(
+                    entry.error().map(RDKafkaErrorCode::from),
+                    Some(
+                        RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic
+                    )
+                ),
+            },
+        }
+    }
+
     /// Start a round of polls: arrivals from now on end the next [`Fetcher::wait`] early.
     pub(crate) fn begin_round(&self) {
         self.wakeup.reset();

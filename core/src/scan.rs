@@ -37,6 +37,11 @@ pub const DEFAULT_MAX_BUFFER_BYTES: usize = 256 * 1_048_576;
 pub const MIN_MAX_BUFFER_BYTES: usize = 64 * 1024;
 /// How long a fill round waits for data when no partition had any.
 const FILL_WAIT: Duration = Duration::from_millis(50);
+/// After this long without progress, a scan checks that its topics still exist, and again
+/// every this long while nothing arrives.
+const DELETION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How long that check may wait for the cluster's answer.
+const DELETION_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// The record size assumed before any was seen, to size the first batches under the budget.
 const FIRST_RECORD_BYTES_GUESS: usize = 1024;
 
@@ -143,6 +148,8 @@ pub struct Scan {
     last_heard: Vec<Instant>,
     /// When a message (or the end of a partition) last arrived.
     last_progress: Instant,
+    /// When the topics were last checked for deletion.
+    last_deletion_check: Instant,
 }
 
 impl Scan {
@@ -221,6 +228,7 @@ impl Scan {
             buffered_total: 0,
             buffer_budget: budget.buffers,
             last_progress: now,
+            last_deletion_check: now,
         };
         scan.go_live_if_replayed();
         Ok(scan)
@@ -356,7 +364,10 @@ impl Scan {
         }
         if progressed {
             self.last_progress = Instant::now();
-        } else if !self.live && self.last_progress.elapsed() >= self.settings.timeout() {
+        } else {
+            self.check_topics_exist()?;
+        }
+        if !progressed && !self.live && self.last_progress.elapsed() >= self.settings.timeout() {
             let source = (0..self.ranges.len())
                 .find(|&source| self.merge.is_blocking(source))
                 .unwrap_or(0);
@@ -392,6 +403,34 @@ impl Scan {
             progressed |= self.receive(source, max)?;
         }
         Ok(progressed)
+    }
+
+    /// While nothing arrives, check every second that the unfinished partitions' topics
+    /// still exist: a deleted topic is an error, not a wait until the timeout (or forever,
+    /// once live).
+    fn check_topics_exist(&mut self) -> Result<()> {
+        let now = Instant::now();
+        if now.duration_since(self.last_progress) < DELETION_CHECK_INTERVAL
+            || now.duration_since(self.last_deletion_check) < DELETION_CHECK_INTERVAL
+        {
+            return Ok(());
+        }
+        self.last_deletion_check = now;
+        let mut checked: Vec<&str> = Vec::new();
+        for (source, range) in self.ranges.iter().enumerate() {
+            if self.merge.is_finished(source) || checked.contains(&range.topic.as_str()) {
+                continue;
+            }
+            checked.push(&range.topic);
+            let timeout = DELETION_CHECK_TIMEOUT.min(self.settings.timeout());
+            if self.fetcher.topic_deleted(&range.topic, timeout) {
+                return Err(Error::TopicDeleted {
+                    topic: range.topic.clone(),
+                    brokers: self.settings.brokers().to_owned(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Live: partitions silent for the idle timeout stop holding the merge back.
