@@ -32,6 +32,7 @@ NAMED_PARAMETERS = {
     "cutoff": False,
     "partitions": False,
     "max_buffer_bytes": True,  # kafka_scan only
+    "ordered": True,
     "timeout": False,
     "config": False,
 }
