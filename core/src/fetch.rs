@@ -175,6 +175,13 @@ pub(crate) struct Fetcher {
     slots: Vec<*mut rdsys::rd_kafka_message_t>,
 }
 
+impl Drop for Fetcher {
+    fn drop(&mut self) {
+        self.queues.clear();
+        close_consumer(&self.consumer);
+    }
+}
+
 // SAFETY: the queue handles and the (always empty between calls) scratch pointers may move
 // between threads; librdkafka's queues are thread-safe, and a `Fetcher` is used by one thread
 // at a time (`&mut self` for every read).
@@ -225,6 +232,22 @@ pub(crate) fn create_consumer(
         .map_err(|error| Error::ClientCreation {
             message: settings.redact(&kafka_reason(&error)),
         })
+}
+
+/// How long closing a consumer may take before it is left to its destructor.
+const CLOSE_LIMIT: Duration = Duration::from_secs(1);
+
+/// Close `consumer` promptly. It never joined a group, so closing has nothing to wait for, but
+/// rdkafka's destructor polls in 100 ms steps until librdkafka says closed: 100 ms added to
+/// every scan. Closing first, in 1 ms steps, makes the destructor's close a no-op.
+pub(crate) fn close_consumer(consumer: &BaseConsumer) {
+    if consumer.close_queue().is_err() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + CLOSE_LIMIT;
+    while !consumer.closed() && std::time::Instant::now() < deadline {
+        let _event = consumer.poll(Duration::from_millis(1));
+    }
 }
 
 /// Set `key` unless the user configured it.

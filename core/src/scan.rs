@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::BaseConsumer;
 
 use crate::error::{Error, Result};
-use crate::fetch::{create_consumer, BudgetSplit, Fetcher, Polled, MAX_BATCH};
+use crate::fetch::{close_consumer, create_consumer, BudgetSplit, Fetcher, Polled, MAX_BATCH};
 use crate::merge::OrderedMerge;
 use crate::record::{Fields, Record};
 use crate::resolve::{resolve_offsets, PartitionRange};
@@ -169,11 +169,14 @@ impl Scan {
         let provisional = BudgetSplit::new(options.max_buffer_bytes, selection.topics.len());
         let consumer = create_consumer(settings, &provisional)?;
         let now_ms = now_ms();
-        let ranges = resolve_offsets(&consumer, settings, selection, now_ms)?;
+        let ranges = resolve_offsets(&consumer, settings, selection, now_ms).inspect_err(|_| {
+            close_consumer(&consumer);
+        })?;
         let budget = BudgetSplit::new(options.max_buffer_bytes, ranges.len());
         let consumer = if budget == provisional {
             consumer
         } else {
+            close_consumer(&consumer);
             drop(consumer);
             create_consumer(settings, &budget)?
         };
@@ -535,5 +538,7 @@ pub fn plan_scan(
 ) -> Result<Vec<PartitionRange>> {
     let budget = BudgetSplit::new(DEFAULT_MAX_BUFFER_BYTES, selection.topics.len());
     let consumer = create_consumer(settings, &budget)?;
-    resolve_offsets(&consumer, settings, selection, now_ms())
+    let ranges = resolve_offsets(&consumer, settings, selection, now_ms());
+    close_consumer(&consumer);
+    ranges
 }
