@@ -95,6 +95,26 @@ kafka-cluster-up: ## start three brokers on 127.0.0.1:29092-29094
 kafka-cluster-down: ## stop the three-broker cluster
 	$(KAFKA) cluster-down
 
+# --- benchmarks -------------------------------------------------------------------------------
+
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+LIMIT := target/release/kafkars-limit
+# Options for bench/run.py, e.g. `make bench BENCH_ARGS=--quick` (a tenth of the data, one run).
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/pip install -q -r bench/requirements.txt
+	touch $@
+
+.PHONY: bench
+bench: build $(BENCH_STAMP) ## benchmarks vs the limit and the peers; results in bench/results (BENCH_ARGS=--quick)
+	$(KAFKA) up
+	cargo build --release --locked -p kafkars-bench-limit
+	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
 # --- demo -------------------------------------------------------------------------------------
 
 .PHONY: demo

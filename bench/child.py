@@ -1,0 +1,320 @@
+"""One measurement in a fresh process: ``python bench/child.py READER '<json params>'``.
+
+The harness (bench/run.py) starts this script once per run, with the main venv's Python for the
+kafkars readers and with ``.venv-bench``'s for the peers, so every reader below imports its
+library itself. A reader prints one JSON object: ``messages`` and ``bytes`` (key + value) read,
+``seconds`` from the start of the read to its end, ``baseline_kib`` (the process's resident
+memory just before the read: interpreter, imports, connection) and, for the latency readers,
+``first_row_seconds``. The peak comes from the harness (``os.wait4``), so it covers the whole
+process.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+Params = dict[str, Any]
+Result = dict[str, Any]
+
+#: How long a reader may go on before it gives up (the harness also enforces its own limit).
+DEADLINE_S = 3600.0
+
+
+def proc_status_kib(field: str) -> int | None:
+    """A field of /proc/self/status in KiB: ``VmRSS`` now, ``VmHWM`` the peak so far."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return None
+
+
+class Clock:
+    """Times one read: the baseline memory and start are taken when it is created."""
+
+    def __init__(self) -> None:
+        self.baseline_kib = proc_status_kib("VmRSS")
+        self.started = time.perf_counter()
+        self.first_row: float | None = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def saw_rows(self, rows: int) -> None:
+        """Note the time of the first row."""
+        if rows and self.first_row is None:
+            self.first_row = self.elapsed()
+
+    def check_deadline(self, what: str) -> None:
+        if self.elapsed() > DEADLINE_S:
+            raise TimeoutError(f"{what} did not finish within {DEADLINE_S:.0f} s")
+
+    def result(self, messages: int, payload: int | None) -> Result:
+        result: Result = {
+            "messages": messages,
+            "bytes": payload,
+            "seconds": self.elapsed(),
+            "baseline_kib": self.baseline_kib,
+        }
+        if self.first_row is not None:
+            result["first_row_seconds"] = self.first_row
+        return result
+
+
+def sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def scan_call(params: Params) -> str:
+    """``kafka_scan(...)`` with the parameters the measurement asks for."""
+    arguments = [sql_string(params["topic"]), f"brokers := {sql_string(params['brokers'])}"]
+    if params.get("max_buffer_bytes") is not None:
+        arguments.append(f"max_buffer_bytes := {int(params['max_buffer_bytes'])}")
+    if params.get("ordered") is not None:
+        arguments.append(f"ordered := {'true' if params['ordered'] else 'false'}")
+    if params.get("lookback_s") is not None:
+        arguments.append(f"lookback := INTERVAL {int(params['lookback_s'])} SECOND")
+    return f"kafka_scan({', '.join(arguments)})"
+
+
+def kafkars_connection() -> Any:
+    import kafkars
+
+    con = kafkars.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def batch_payload(batch: Any) -> int:
+    """Key + value bytes of an Arrow batch (nulls count 0)."""
+    import pyarrow.compute as pc
+
+    total = 0
+    for name in ("key", "value"):
+        lengths = pc.sum(pc.binary_length(batch.column(name))).as_py()
+        total += lengths or 0
+    return total
+
+
+def drain_batches(clock: Clock, batches: Iterable[Any]) -> Result:
+    """Count rows and payload of an iterable of Arrow batches."""
+    messages = payload = 0
+    for batch in batches:
+        clock.saw_rows(batch.num_rows)
+        messages += batch.num_rows
+        payload += batch_payload(batch)
+        clock.check_deadline("the read")
+    return clock.result(messages, payload)
+
+
+# --- kafkars ----------------------------------------------------------------------------------
+
+
+def kafka_scan_count(params: Params) -> Result:
+    """The SQL aggregate the issue names: DuckDB counts, no row reaches Python."""
+    con = kafkars_connection()
+    query = f"SELECT count(*), sum(octet_length(value)) FROM {scan_call(params)}"
+    clock = Clock()
+    [(messages, payload)] = con.sql(query).fetchall()
+    return clock.result(messages, payload or 0)
+
+
+def kafka_scan_arrow(params: Params) -> Result:
+    """Every column of every row as Arrow batches in Python, streamed."""
+    con = kafkars_connection()
+    clock = Clock()
+    reader = con.sql(f"SELECT * FROM {scan_call(params)}").to_arrow_reader(
+        batch_size=params.get("batch_size", 10_000)
+    )
+    return drain_batches(clock, reader)
+
+
+def _manager_batches(clock: Clock, manager: Any) -> Iterable[Any]:
+    """Poll a manager (kafkars' or kafkarrow's, same interface) until its replay is done."""
+    while True:
+        batch = manager.poll(timeout_ms=1000)
+        yield batch
+        if manager.is_live():
+            return
+        clock.check_deadline("the replay")
+
+
+def consumer_manager(params: Params) -> Result:
+    """kafkars' ConsumerManager from earliest (or a lookback), polled until live."""
+    from kafkars import ConsumerManager, SourceTopic
+
+    if params.get("lookback_s") is not None:
+        source = SourceTopic.from_relative_time(params["topic"], int(params["lookback_s"] * 1000))
+    else:
+        source = SourceTopic.from_earliest(params["topic"])
+    options = {
+        key: params[key]
+        for key in ("batch_size", "max_buffer_bytes")
+        if params.get(key) is not None
+    }
+    clock = Clock()
+    manager = ConsumerManager(
+        config={"bootstrap.servers": params["brokers"]}, topics=[source], **options
+    )
+    with manager:
+        return drain_batches(clock, _manager_batches(clock, manager))
+
+
+# --- peers (run in .venv-bench) -----------------------------------------------------------------
+
+
+def kafkarrow_manager(params: Params) -> Result:
+    """kafkarrow 0.1.1's ConsumerManager (the seed project's engine), polled until live."""
+    import kafkarrow
+
+    clock = Clock()
+    manager = kafkarrow.ConsumerManager(
+        config={"bootstrap.servers": params["brokers"]},
+        topics=[kafkarrow.SourceTopic.from_earliest(params["topic"])],
+        batch_size=params.get("batch_size"),
+    )
+    return drain_batches(clock, _manager_batches(clock, manager))
+
+
+def _end_offsets_confluent(consumer: Any, topic: str) -> dict[int, tuple[int, int]]:
+    metadata = consumer.list_topics(topic, timeout=30)
+    partitions = sorted(metadata.topics[topic].partitions)
+    from confluent_kafka import TopicPartition
+
+    return {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30) for p in partitions
+    }
+
+
+def confluent_arrow(params: Params) -> Result:
+    """confluent-kafka's ``consume(num_messages=10000)`` in a loop, each batch made a
+    ``pyarrow.Table`` in the kafkarrow schema."""
+    import pyarrow as pa
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    topic = params["topic"]
+    clock = Clock()
+    consumer = Consumer(
+        {
+            "bootstrap.servers": params["brokers"],
+            "group.id": "kafkars-bench",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    ranges = _end_offsets_confluent(consumer, topic)
+    remaining = {p for p, (low, high) in ranges.items() if high > low}
+    consumer.assign([TopicPartition(topic, p, ranges[p][0]) for p in remaining])
+    messages = payload = 0
+    while remaining:
+        batch = consumer.consume(num_messages=10_000, timeout=1.0)
+        rows = []
+        for message in batch:
+            error = message.error()
+            if error is None:
+                rows.append(message)
+                if message.offset() + 1 >= ranges[message.partition()][1]:
+                    remaining.discard(message.partition())
+            elif error.code() == KafkaError._PARTITION_EOF:
+                if message.offset() >= ranges[message.partition()][1]:
+                    remaining.discard(message.partition())
+            else:
+                raise RuntimeError(f"{topic}[{message.partition()}]: {error}")
+        if rows:
+            table = pa.table(
+                {
+                    "key": pa.array([m.key() for m in rows], pa.binary()),
+                    "value": pa.array([m.value() for m in rows], pa.binary()),
+                    "topic": pa.array([m.topic() for m in rows], pa.string()),
+                    "partition": pa.array([m.partition() for m in rows], pa.int32()),
+                    "offset": pa.array([m.offset() for m in rows], pa.int64()),
+                    "timestamp": pa.array(
+                        [m.timestamp()[1] for m in rows], pa.timestamp("ms", tz="UTC")
+                    ),
+                }
+            )
+            clock.saw_rows(table.num_rows)
+            messages += table.num_rows
+            payload += batch_payload(table)
+        clock.check_deadline("the read")
+    consumer.close()
+    return clock.result(messages, payload)
+
+
+def kafka_python(params: Params) -> Result:
+    """kafka-python's KafkaConsumer, partitions assigned from the beginning, polled until every
+    partition reached its end offset."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    topic = params["topic"]
+    clock = Clock()
+    consumer = KafkaConsumer(
+        bootstrap_servers=params["brokers"],
+        enable_auto_commit=False,
+        allow_auto_create_topics=False,
+    )
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning()
+    ends = consumer.end_offsets(partitions)
+    remaining = {tp for tp in partitions if consumer.position(tp) < ends[tp]}
+    messages = payload = 0
+    while remaining:
+        for tp, records in consumer.poll(timeout_ms=1000).items():
+            clock.saw_rows(len(records))
+            messages += len(records)
+            payload += sum(len(r.value or b"") + len(r.key or b"") for r in records)
+            if records[-1].offset + 1 >= ends[tp]:
+                remaining.discard(tp)
+        clock.check_deadline("the read")
+    consumer.close()
+    return clock.result(messages, payload)
+
+
+def versions(params: Params) -> Result:
+    """Versions of the named distributions in this venv, and of Python."""
+    from importlib import metadata
+
+    found: Result = {"python": sys.version.split()[0]}
+    for name in params["packages"]:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    if "confluent-kafka" in params["packages"] and found["confluent-kafka"]:
+        import confluent_kafka
+
+        found["librdkafka (confluent-kafka)"] = confluent_kafka.libversion()[0]
+    return found
+
+
+READERS: dict[str, Callable[[Params], Result]] = {
+    "kafka_scan_count": kafka_scan_count,
+    "kafka_scan_arrow": kafka_scan_arrow,
+    "consumer_manager": consumer_manager,
+    "kafkarrow_manager": kafkarrow_manager,
+    "confluent_arrow": confluent_arrow,
+    "kafka_python": kafka_python,
+    "versions": versions,
+}
+
+
+def main() -> int:
+    name, params = sys.argv[1], json.loads(sys.argv[2])
+    try:
+        result = READERS[name](params)
+    except Exception as error:  # reported to the harness, which records the reader as failed
+        # The first line names the error; DuckDB adds the query and a caret below it.
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(json.dumps({"error": f"{type(error).__name__}: {first}"}))
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""Turning benchmark results into targets, a Markdown report and a bar chart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from data import Dataset
+
+Entry = dict[str, Any]
+MIB = 1024 * 1024
+
+
+def describe_run(run: dict[str, Any]) -> str:
+    """One line for the progress log."""
+    rate = run["messages"] / run["seconds"] if run["seconds"] else 0.0
+    text = f"{run['messages']:,} msgs in {run['seconds']:.2f} s ({rate:,.0f}/s), "
+    text += f"peak {run['peak_kib'] / 1024:.0f} MiB"
+    if run.get("baseline_kib") is not None:
+        text += f" (baseline {run['baseline_kib'] / 1024:.0f})"
+    if "first_row_seconds" in run:
+        text += f", first row after {run['first_row_seconds']:.3f} s"
+    return text
+
+
+def find(entries: Iterable[Entry], reader: str, dataset: str) -> Entry | None:
+    return next((e for e in entries if e["reader"] == reader and e["dataset"] == dataset), None)
+
+
+def _ok(entry: Entry | None) -> bool:
+    return entry is not None and entry.get("status") == "ok"
+
+
+def _target(name: str, value: float | None, threshold: float, shown: str, above: bool) -> Entry:
+    """A target met when ``value`` is at least (``above``) or under ``threshold``."""
+    if value is None:
+        return {"target": name, "value": None, "status": "n/a", "shown": "not measured or failed"}
+    met = value >= threshold if above else value < threshold
+    return {"target": name, "value": value, "status": "PASS" if met else "MISS", "shown": shown}
+
+
+def targets(results: dict[str, Any], sets: dict[str, Dataset], budget: int) -> list[Entry]:
+    """The issue's targets, each PASS, MISS or n/a (when a measurement it needs failed)."""
+    rows: list[Entry] = []
+    runs = results["throughput"]
+    for role, floor in (("100b", 0.8), ("1kb", 0.9)):
+        entry = find(runs, "kafka_scan", sets[role].name)
+        ratio = entry.get("ratio_to_limit") if _ok(entry) else None
+        rows.append(
+            _target(
+                f"ordered kafka_scan >= {floor}x the limit on {sets[role].name}",
+                ratio,
+                floor,
+                f"{ratio:.2f}x" if ratio is not None else "",
+                above=True,
+            )
+        )
+    for peer, factor in (("kafkarrow", 10), ("confluent_arrow", 5)):
+        for role in ("100b", "1kb", "skew"):
+            ours = find(runs, "consumer_manager", sets[role].name)
+            theirs = find(runs, peer, sets[role].name)
+            ratio = ours["msgs_per_s"] / theirs["msgs_per_s"] if _ok(ours) and _ok(theirs) else None
+            rows.append(
+                _target(
+                    f"ConsumerManager >= {factor}x {peer} on {sets[role].name}",
+                    ratio,
+                    factor,
+                    f"{ratio:.1f}x" if ratio is not None else "",
+                    above=True,
+                )
+            )
+    budget_mib = budget / MIB
+    tolerance_mib = budget_mib / 10
+    for reader in ("kafka_scan", "consumer_manager"):
+        small = find(results["memory"], reader, sets["skew"].name)
+        large = find(results["memory"], reader, sets["skew-10x"].name)
+        growth = small.get("growth_rss_mib") if _ok(small) else None
+        rows.append(
+            _target(
+                f"{reader} peak RSS - baseline < {budget_mib:.0f} MiB on {sets['skew'].name} "
+                f"(max_buffer_bytes = {budget_mib:.0f} MiB)",
+                growth,
+                budget_mib,
+                f"{growth:.1f} MiB" if growth is not None else "",
+                above=False,
+            )
+        )
+        larger = large.get("growth_rss_mib") if _ok(large) else None
+        delta = larger - growth if larger is not None and growth is not None else None
+        rows.append(
+            _target(
+                f"{reader} peak RSS does not grow on {sets['skew-10x'].name} "
+                f"(by < {tolerance_mib:.1f} MiB, a tenth of the budget)",
+                delta,
+                tolerance_mib,
+                f"{larger:.1f} MiB vs {growth:.1f} MiB ({delta:+.1f})" if delta is not None else "",
+                above=False,
+            )
+        )
+    for reader, label in (
+        ("kafka_scan_arrow", "kafka_scan"),
+        ("consumer_manager", "ConsumerManager"),
+    ):
+        entry = find(results["latency"], reader, sets["100b"].name)
+        first = entry.get("first_row_seconds") if _ok(entry) else None
+        rows.append(
+            _target(
+                f"{label} relative (last minute) first row < 0.5 s on {sets['100b'].name}",
+                first,
+                0.5,
+                f"{first:.3f} s" if first is not None else "",
+                above=False,
+            )
+        )
+    return rows
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    return "" if value is None else f"{value:,.{digits}f}"
+
+
+def _failure(entry: Entry) -> str:
+    return "failed: " + entry.get("error", "").replace("|", "/")[:160]
+
+
+def throughput_table(entries: list[Entry], dataset: Dataset) -> list[str]:
+    lines = [
+        f"### {dataset.name}: {dataset.messages:,} x {dataset.size} B, "
+        f"{dataset.partitions} partitions ({dataset.purpose})",
+        "",
+        "| reader | msgs/s | MB/s | x limit | median s | peak RSS MiB | baseline MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for entry in entries:
+        if entry["dataset"] != dataset.name:
+            continue
+        if not _ok(entry):
+            lines.append(f"| {entry['label']} | {_failure(entry)} | | | | | |")
+            continue
+        lines.append(
+            f"| {entry['label']} | {_number(entry['msgs_per_s'])} | "
+            f"{_number(entry['mb_per_s'], 1)} | {_number(entry.get('ratio_to_limit'), 2)} | "
+            f"{_number(entry['median_seconds'], 2)} | {_number(entry['peak_rss_mib'])} | "
+            f"{_number(entry['baseline_rss_mib'])} |"
+        )
+    return [*lines, ""]
+
+
+def memory_table(entries: list[Entry]) -> list[str]:
+    lines = [
+        "| reader | dataset | messages | msgs/s | peak RSS MiB | baseline MiB | peak - baseline |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for entry in entries:
+        if not _ok(entry):
+            lines.append(f"| {entry['label']} | {entry['dataset']} | {_failure(entry)} | | | | |")
+            continue
+        lines.append(
+            f"| {entry['label']} | {entry['dataset']} | {entry['messages']:,} | "
+            f"{_number(entry['msgs_per_s'])} | {_number(entry['peak_rss_mib'])} | "
+            f"{_number(entry['baseline_rss_mib'])} | {_number(entry.get('growth_rss_mib'), 1)} |"
+        )
+    return [*lines, ""]
+
+
+def latency_table(entries: list[Entry]) -> list[str]:
+    lines = [
+        "| reader | first row s | rows in the last minute | all rows s |",
+        "|---|---:|---:|---:|",
+    ]
+    for entry in entries:
+        if not _ok(entry):
+            lines.append(f"| {entry['label']} | {_failure(entry)} | | |")
+            continue
+        lines.append(
+            f"| {entry['label']} | {_number(entry.get('first_row_seconds'), 3)} | "
+            f"{entry['messages']:,} | {_number(entry['median_seconds'], 3)} |"
+        )
+    return [*lines, ""]
+
+
+def markdown(results: dict[str, Any], sets: dict[str, Dataset]) -> str:
+    machine = results["machine"]
+    lines = [
+        f"# kafkars benchmarks, {results['date']} ({results['mode']} run)",
+        "",
+        f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB, "
+        f"{machine['platform']}; load average {machine['load_average_at_start']} at the start, "
+        f"{machine.get('load_average_at_end')} at the end. Broker: one local Kafka "
+        f"{results.get('versions', {}).get('kafka broker')} on {results['brokers']}, same machine.",
+        "",
+        f"Each figure is the median of {results['runs_per_measurement']} runs, each in a fresh "
+        "process, reading every message from earliest to the end. Payload = key + value bytes "
+        "(no keys here), MB = 10^6 bytes, RSS in MiB (peak of the process; baseline = before "
+        "the read). `x limit` = msgs/s over the limit's on the same dataset.",
+        "",
+        "## Throughput",
+        "",
+    ]
+    for role in ("100b", "1kb", "skew"):
+        lines += throughput_table(results["throughput"], sets[role])
+    if results["memory"]:
+        lines += ["## Memory: max_buffer_bytes = 64 MiB, skewed partitions", ""]
+        lines += memory_table(results["memory"])
+    if results["latency"]:
+        lines += ["## First row of a relative scan (lookback 1 minute) on the 100-byte set", ""]
+        lines += latency_table(results["latency"])
+    lines += ["## Targets", ""]
+    lines += [
+        f"- {row['status']}: {row['target']}" + (f": {row['shown']}" if row["shown"] else "")
+        for row in results["targets"]
+    ]
+    return "\n".join([*lines, ""])
+
+
+def chart(results: dict[str, Any], sets: dict[str, Dataset], path: Path) -> None:
+    """Grouped bars: msgs/s per reader per dataset (log scale), each labelled with its ratio to
+    the limit, which is drawn as a dashed line over its group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    entries = [e for e in results["throughput"] if e["reader"] != "limit"]
+    readers = list(dict.fromkeys(e["reader"] for e in entries))
+    labels = {e["reader"]: e["label"] for e in entries}
+    names = [sets[role].name for role in ("100b", "1kb", "skew")]
+    width = 0.8 / max(len(readers), 1)
+    colors = plt.get_cmap("tab10")
+    figure, axes = plt.subplots(figsize=(13, 6))
+    handles = []
+    for i, reader in enumerate(readers):
+        color = colors(i % 10)
+        failed = False
+        for x, name in enumerate(names):
+            entry = find(entries, reader, name)
+            if entry is None:
+                continue
+            if not _ok(entry):
+                failed = True
+                continue
+            left = x - 0.4 + (i + 0.5) * width
+            axes.bar(left, entry["msgs_per_s"], width, color=color)
+            if entry.get("ratio_to_limit") is not None:
+                axes.text(
+                    left,
+                    entry["msgs_per_s"] * 1.05,
+                    f"{entry['ratio_to_limit']:.2f}x",
+                    ha="center",
+                    va="bottom",
+                    rotation=90,
+                    fontsize=7,
+                )
+        handles.append(Patch(color=color, label=labels[reader] + (" (failed)" if failed else "")))
+    for x, name in enumerate(names):
+        limit = find(results["throughput"], "limit", name)
+        if _ok(limit):
+            axes.hlines(
+                limit["msgs_per_s"], x - 0.45, x + 0.45, colors="black", linestyles="dashed"
+            )
+    handles.insert(
+        0,
+        plt.Line2D([], [], color="black", linestyle="dashed", label="the limit (= 1.00x)"),
+    )
+    axes.set_xticks(range(len(names)), names)
+    axes.set_yscale("log")
+    axes.set_ylabel("messages / s (log scale); bar labels: ratio to the limit")
+    axes.set_title(
+        f"kafkars vs the limit and peers, {results['date']} ({results['mode']}), "
+        f"{results['machine']['cores']} cores, median of {results['runs_per_measurement']}"
+    )
+    axes.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axes.grid(axis="y", which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -1,0 +1,520 @@
+"""The kafkars benchmarks against the physical limit and the peers: ``make bench``.
+
+    .venv-bench/bin/python bench/run.py [--quick] [--runs N] [--readers a,b] [--sections ...]
+
+Produces the datasets once (bench/data.py), then runs every reader of :data:`READERS` on
+every throughput dataset, each run in a fresh process, and takes the median of the runs; then
+the memory measurements (``max_buffer_bytes`` = 64 MiB on the skewed sets) and the first-row
+latency of a ``relative`` start. Writes ``bench/results/<date>[-quick].{json,md,png}`` and prints
+the Markdown table, every figure as a ratio to the limit, and a PASS/MISS line per target.
+
+Payload is key + value bytes; MB is 10^6 bytes; RSS figures are MiB. The kafkars readers run in
+the main venv (``.venv``, where ``make build`` installs kafkars), the peers in ``.venv-bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# bench/ is not a package: the harness runs as a script and imports its neighbours.
+import report
+from data import Broker, Dataset, datasets
+
+ROOT = Path(__file__).resolve().parent.parent
+CHILD = ROOT / "bench" / "child.py"
+LIMIT = ROOT / "target" / "release" / "kafkars-limit"
+MIB = 1024 * 1024
+#: The budget of the memory target.
+MEMORY_BUDGET = 64 * MIB
+#: Fresh messages appended to the 100-byte set before each latency run.
+FRESH_MESSAGES = 1000
+LOOKBACK_S = 60
+
+MAIN = "main venv"
+BENCH = ".venv-bench"
+RUST = "rust"
+KCAT = "kcat"
+
+
+@dataclass(frozen=True)
+class Reader:
+    """One way of reading a topic to its end: where it runs and with what."""
+
+    key: str
+    label: str
+    runtime: str
+    #: The function of bench/child.py (Python readers).
+    child: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+READERS: tuple[Reader, ...] = (
+    Reader("limit", "limit: librdkafka batch consume, count only", RUST),
+    Reader("kafka_scan", "kafka_scan -> DuckDB count(*)", MAIN, "kafka_scan_count"),
+    Reader("kafka_scan_arrow", "kafka_scan -> Arrow reader (SELECT *)", MAIN, "kafka_scan_arrow"),
+    Reader("consumer_manager", "kafkars ConsumerManager", MAIN, "consumer_manager"),
+    Reader(
+        "kafka_scan_unordered",
+        "kafka_scan ordered := false -> count(*)",
+        MAIN,
+        "kafka_scan_count",
+        {"ordered": False},
+    ),
+    Reader("kafkarrow", "kafkarrow 0.1.1, default batch", BENCH, "kafkarrow_manager"),
+    Reader(
+        "kafkarrow_100k",
+        "kafkarrow 0.1.1, batch_size=100_000",
+        BENCH,
+        "kafkarrow_manager",
+        {"batch_size": 100_000},
+    ),
+    Reader("confluent_arrow", "confluent-kafka consume(10000) + pyarrow", BENCH, "confluent_arrow"),
+    Reader("kafka_python", "kafka-python", BENCH, "kafka_python"),
+    Reader("kcat", "kcat -C -e -o beginning -q > /dev/null", KCAT),
+)
+READER_BY_KEY = {reader.key: reader for reader in READERS}
+
+#: (reader, dataset role) pairs of the memory target: the budget, on the skewed sets.
+MEMORY_READERS = ("kafka_scan", "consumer_manager")
+MEMORY_DATASETS = ("skew", "skew-10x")
+#: Readers timed to their first row from a ``relative`` start, with their extra parameters.
+LATENCY_READERS = (
+    ("kafka_scan_arrow", {"lookback_s": LOOKBACK_S, "batch_size": 1}),
+    ("consumer_manager", {"lookback_s": LOOKBACK_S}),
+)
+THROUGHPUT_DATASETS = ("100b", "1kb", "skew")
+SECTIONS = ("throughput", "memory", "latency")
+
+
+@dataclass
+class Options:
+    brokers: str
+    runs: int
+    run_timeout: float
+    main_python: Path
+    bench_python: Path
+
+
+@dataclass
+class Process:
+    """What one child process left: its output, exit status and peak RSS."""
+
+    stdout: str
+    stderr: str
+    returncode: int
+    peak_kib: int
+    wall_seconds: float
+
+
+def run_process(argv: Sequence[str], timeout: float, keep_stdout: bool = True) -> Process:
+    """Run ``argv`` and reap it with ``os.wait4``, whose ``ru_maxrss`` is that child's peak
+    RSS (KiB) alone; kill it after ``timeout`` seconds."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            argv, stdout=out if keep_stdout else subprocess.DEVNULL, stderr=err, cwd=ROOT
+        )
+        reaped: list[tuple[int, int, Any]] = []
+        waiter = threading.Thread(target=lambda: reaped.append(os.wait4(child.pid, 0)))
+        waiter.start()
+        waiter.join(timeout)
+        timed_out = waiter.is_alive()
+        if timed_out:
+            child.kill()
+            waiter.join()
+        wall = time.perf_counter() - started
+        _, status, usage = reaped[0]
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+        if timed_out:
+            stderr += f"\nkilled after {timeout:.0f} s"
+        return Process(
+            out.read().decode(errors="replace"),
+            stderr,
+            -9 if timed_out else child.returncode,
+            usage.ru_maxrss,
+            wall,
+        )
+
+
+def command(reader: Reader, topic: str, params: dict[str, Any], options: Options) -> list[str]:
+    """The command line of one run of ``reader`` over ``topic``."""
+    if reader.runtime == RUST:
+        return [str(LIMIT), "--brokers", options.brokers, topic]
+    if reader.runtime == KCAT:
+        return ["kcat", "-C", "-b", options.brokers, "-t", topic, "-e", "-o", "beginning", "-q"]
+    python = options.main_python if reader.runtime == MAIN else options.bench_python
+    arguments = {"brokers": options.brokers, "topic": topic, **reader.params, **params}
+    return [str(python), str(CHILD), str(reader.child), json.dumps(arguments)]
+
+
+def one_run(reader: Reader, topic: str, params: dict[str, Any], options: Options) -> dict[str, Any]:
+    """One run in a fresh process: the child's figures plus its peak RSS; raises on failure."""
+    argv = command(reader, topic, params, options)
+    process = run_process(argv, options.run_timeout, keep_stdout=reader.runtime != KCAT)
+    reported = _last_json(process.stdout)
+    if process.returncode != 0:
+        if reported and "error" in reported:
+            raise RuntimeError(reported["error"])
+        lines = [line for line in process.stderr.strip().splitlines() if line.strip()]
+        raise RuntimeError(
+            f"exit status {process.returncode}: " + " | ".join(lines[-3:] or ["(no output)"])
+        )
+    if reader.runtime == KCAT:
+        # kcat prints nothing countable to /dev/null: its time is the process's wall time.
+        result: dict[str, Any] = {"seconds": process.wall_seconds, "baseline_kib": None}
+    elif reported is None:
+        raise RuntimeError(f"no result on stdout: {process.stdout[-300:]!r}")
+    else:
+        result = reported
+    result["peak_kib"] = process.peak_kib
+    return result
+
+
+def _last_json(stdout: str) -> dict[str, Any] | None:
+    """The JSON object on the last line of a child's output, if there is one."""
+    lines = stdout.strip().splitlines()
+    try:
+        found = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def measure(
+    reader: Reader,
+    dataset: Dataset,
+    broker: Broker,
+    options: Options,
+    params: dict[str, Any] | None = None,
+    before_run: Callable[[], None] | None = None,
+    expect_all: bool = True,
+) -> dict[str, Any]:
+    """Median of ``options.runs`` runs of one reader on one dataset. A failing run ends the
+    measurement, which is then recorded as failed with the error text."""
+    params = params or {}
+    entry: dict[str, Any] = {
+        "reader": reader.key,
+        "label": reader.label,
+        "runtime": reader.runtime,
+        "dataset": dataset.name,
+        "params": {**reader.params, **params},
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "runs": [],
+    }
+    for number in range(1, options.runs + 1):
+        if before_run:
+            before_run()
+        expected = broker.message_count(dataset.name)
+        try:
+            run = one_run(reader, dataset.name, params, options)
+            if run.get("messages") is None:
+                run["messages"], run["bytes"], run["counted"] = (
+                    expected,
+                    expected * dataset.size,
+                    False,
+                )
+            problem = check_counts(run, expected, dataset, expect_all)
+            if problem:
+                raise RuntimeError(problem)
+        except Exception as error:  # a failing reader is a result, not a crash
+            entry.update(status="failed", error=str(error))
+            print(f"  {reader.key:22} {dataset.name}: FAILED: {error}", flush=True)
+            return entry
+        entry["runs"].append(run)
+        print(
+            f"  {reader.key:22} {dataset.name} run {number}: {report.describe_run(run)}", flush=True
+        )
+    return summarize(entry)
+
+
+def check_counts(run: dict[str, Any], expected: int, dataset: Dataset, expect_all: bool) -> str:
+    """Why a run's counts are wrong, or an empty string."""
+    messages, payload = run["messages"], run.get("bytes")
+    if expect_all and messages != expected:
+        return f"read {messages} messages, expected {expected}"
+    if not expect_all and messages < FRESH_MESSAGES:
+        return f"read {messages} messages, expected at least {FRESH_MESSAGES}"
+    if payload is not None and payload != messages * dataset.size:
+        return f"read {payload} payload bytes for {messages} messages of {dataset.size} B"
+    return ""
+
+
+def summarize(entry: dict[str, Any]) -> dict[str, Any]:
+    """Medians over the runs, rates from the median time."""
+    runs = entry["runs"]
+    seconds = statistics.median(run["seconds"] for run in runs)
+    messages = runs[0]["messages"]
+    payload = runs[0]["bytes"]
+    baselines = [run["baseline_kib"] for run in runs if run.get("baseline_kib") is not None]
+    entry.update(
+        status="ok",
+        median_seconds=seconds,
+        messages=messages,
+        bytes=payload,
+        msgs_per_s=messages / seconds,
+        mb_per_s=payload / seconds / 1e6,
+        peak_rss_mib=max(run["peak_kib"] for run in runs) / 1024,
+        baseline_rss_mib=statistics.median(baselines) / 1024 if baselines else None,
+    )
+    if entry["baseline_rss_mib"] is not None:
+        entry["growth_rss_mib"] = max(
+            (run["peak_kib"] - run["baseline_kib"]) / 1024 for run in runs
+        )
+    firsts = [run["first_row_seconds"] for run in runs if "first_row_seconds" in run]
+    if firsts:
+        entry["first_row_seconds"] = statistics.median(firsts)
+    return entry
+
+
+def add_ratios(entries: list[dict[str, Any]]) -> None:
+    """Each entry's msgs/s as a ratio to the limit's on the same dataset."""
+    limits = {
+        entry["dataset"]: entry["msgs_per_s"]
+        for entry in entries
+        if entry["reader"] == "limit" and entry["status"] == "ok"
+    }
+    for entry in entries:
+        limit = limits.get(entry["dataset"])
+        if entry["status"] == "ok" and limit:
+            entry["ratio_to_limit"] = entry["msgs_per_s"] / limit
+
+
+def throughput(
+    sets: dict[str, Dataset], readers: Sequence[Reader], broker: Broker, options: Options
+) -> list[dict[str, Any]]:
+    entries = []
+    for role in THROUGHPUT_DATASETS:
+        print(f"throughput: {sets[role].name}", flush=True)
+        entries.extend(measure(reader, sets[role], broker, options) for reader in readers)
+    add_ratios(entries)
+    return entries
+
+
+def memory(sets: dict[str, Dataset], broker: Broker, options: Options) -> list[dict[str, Any]]:
+    entries = []
+    for role in MEMORY_DATASETS:
+        print(f"memory (max_buffer_bytes = 64 MiB): {sets[role].name}", flush=True)
+        for key in MEMORY_READERS:
+            entries.append(
+                measure(
+                    READER_BY_KEY[key],
+                    sets[role],
+                    broker,
+                    options,
+                    {"max_buffer_bytes": MEMORY_BUDGET},
+                )
+            )
+    return entries
+
+
+def latency(sets: dict[str, Dataset], broker: Broker, options: Options) -> list[dict[str, Any]]:
+    dataset = sets["100b"]
+    print(f"latency (lookback {LOOKBACK_S} s): {dataset.name}", flush=True)
+
+    def append_fresh() -> None:
+        broker.append_fresh(dataset.name, FRESH_MESSAGES, dataset.size, dataset.partitions)
+
+    return [
+        measure(
+            READER_BY_KEY[key],
+            dataset,
+            broker,
+            options,
+            params,
+            before_run=append_fresh,
+            expect_all=False,
+        )
+        for key, params in LATENCY_READERS
+    ]
+
+
+def machine_facts() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(memory_kib / MIB, 1),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def tool_version(argv: Sequence[str]) -> str | None:
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=ROOT)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = (result.stdout or result.stderr).strip().splitlines()
+    return lines[0].strip() if lines else None
+
+
+def child_versions(python: Path, packages: Sequence[str]) -> dict[str, Any]:
+    argv = [str(python), str(CHILD), "versions", json.dumps({"packages": list(packages)})]
+    try:
+        return json.loads(subprocess.run(argv, capture_output=True, check=True, cwd=ROOT).stdout)
+    except (OSError, subprocess.CalledProcessError, json.JSONDecodeError) as error:
+        return {"error": str(error)}
+
+
+def versions(options: Options, throughput_entries: list[dict[str, Any]]) -> dict[str, Any]:
+    jars = sorted((ROOT / ".kafka" / "jars").glob("kafka_2.13-*.jar"))
+    limit_librdkafka = next(
+        (
+            entry["runs"][0].get("librdkafka")
+            for entry in throughput_entries
+            if entry["reader"] == "limit" and entry["runs"]
+        ),
+        None,
+    )
+    return {
+        "kafkars commit": tool_version(["git", "describe", "--always", "--dirty"]),
+        "main venv": child_versions(
+            options.main_python, ["kafkars", "duckdb", "pyarrow", "confluent-kafka"]
+        ),
+        "bench venv": child_versions(
+            options.bench_python,
+            ["kafkarrow", "kafka-python", "confluent-kafka", "pyarrow", "matplotlib"],
+        ),
+        "limit librdkafka": limit_librdkafka,
+        "kcat": tool_version(["kcat", "-V"]),
+        "kafka broker": jars[0].name.removeprefix("kafka_2.13-").removesuffix(".jar")
+        if jars
+        else None,
+        "rustc": tool_version(["rustc", "--version"]),
+    }
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="a tenth of each dataset, one run per measurement"
+    )
+    parser.add_argument("--runs", type=int, help="runs per measurement (default 3, quick 1)")
+    parser.add_argument(
+        "--readers",
+        help="comma-separated reader keys for the throughput section (default all): "
+        + ", ".join(READER_BY_KEY),
+    )
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS)
+    )
+    parser.add_argument(
+        "--brokers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    )
+    parser.add_argument("--run-timeout", type=float, default=900.0, help="seconds per run")
+    parser.add_argument("--main-python", type=Path, default=ROOT / ".venv" / "bin" / "python")
+    parser.add_argument(
+        "--bench-python", type=Path, default=ROOT / ".venv-bench" / "bin" / "python"
+    )
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args(argv)
+    unknown = set(args.sections.split(",")) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; expected some of {list(SECTIONS)}")
+    if args.readers:
+        missing = set(args.readers.split(",")) - set(READER_BY_KEY)
+        if missing:
+            parser.error(
+                f"unknown readers {sorted(missing)}; expected some of {list(READER_BY_KEY)}"
+            )
+    if args.runs is not None and args.runs < 1:
+        parser.error("--runs must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    options = Options(
+        brokers=args.brokers,
+        runs=args.runs or (1 if args.quick else 3),
+        run_timeout=args.run_timeout,
+        main_python=args.main_python,
+        bench_python=args.bench_python,
+    )
+    sections = args.sections.split(",")
+    readers = [READER_BY_KEY[key] for key in args.readers.split(",")] if args.readers else READERS
+    started = dt.datetime.now(dt.timezone.utc)
+    results: dict[str, Any] = {
+        "date": started.date().isoformat(),
+        "started": started.isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "runs_per_measurement": options.runs,
+        "brokers": options.brokers,
+        "units": {
+            "payload": "key + value bytes (the datasets have no keys)",
+            "MB": "10^6 bytes",
+            "RSS": "MiB; peak from os.wait4 ru_maxrss, baseline = VmRSS before the read",
+            "seconds": "median over the runs, from the start of the read to its last message",
+        },
+        "machine": machine_facts(),
+    }
+
+    broker = Broker(options.brokers)
+    sets = datasets(args.quick)
+    results["datasets"] = {}
+    for role, dataset in sets.items():
+        produced = broker.ensure(dataset)
+        results["datasets"][role] = {
+            "topic": dataset.name,
+            "messages_per_partition": list(dataset.counts),
+            "message_bytes": dataset.size,
+            "purpose": dataset.purpose,
+            "compression": "none",
+            "produced_seconds": produced,
+        }
+
+    results["throughput"] = (
+        throughput(sets, readers, broker, options) if "throughput" in sections else []
+    )
+    results["memory"] = memory(sets, broker, options) if "memory" in sections else []
+    results["latency"] = latency(sets, broker, options) if "latency" in sections else []
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    results["versions"] = versions(options, results["throughput"])
+    results["targets"] = report.targets(results, sets, MEMORY_BUDGET)
+
+    stem = results["date"] + ("-quick" if args.quick else "")
+    args.results.mkdir(parents=True, exist_ok=True)
+    markdown = report.markdown(results, sets)
+    (args.results / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.results / f"{stem}.md").write_text(markdown)
+    report.chart(results, sets, args.results / f"{stem}.png")
+    print()
+    print(markdown)
+    print(f"wrote {args.results / stem}.json, .md and .png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
