@@ -19,16 +19,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(budget) = args.next() {
         options.max_buffer_bytes = budget.parse()?;
     }
-    let settings = ClientSettings::builder().brokers(brokers).build()?;
+    // Extra librdkafka properties for experiments: SCAN_CONFIG="key=value,key=value".
+    let extra: Vec<(String, String)> = std::env::var("SCAN_CONFIG")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let settings = ClientSettings::builder()
+        .brokers(brokers)
+        .properties(extra)
+        .build()?;
     let selection = ScanSelection::for_topic_list(&topics, StartPolicy::Earliest, None, None)?;
     let started = Instant::now();
     let mut scan = Scan::open(&settings, &selection, options)?;
     let opened = started.elapsed();
     let (mut rows, mut bytes) = (0usize, 0usize);
     let mut out = Vec::with_capacity(2048);
+    let mut peak_buffered = 0;
     while !scan.is_done() {
         out.clear();
         scan.next_records(2048, &mut out, None)?;
+        peak_buffered = peak_buffered.max(scan.buffered_bytes());
         rows += out.len();
         bytes += out
             .iter()
@@ -36,6 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .sum::<usize>();
     }
     let seconds = started.elapsed().as_secs_f64();
+    eprintln!("peak buffered (as charged): {} MiB", peak_buffered >> 20);
     println!(
         "{rows} rows, {bytes} value bytes in {seconds:.3} s (open {:.3} s): {:.2} M rows/s, {:.1} MB/s",
         opened.as_secs_f64(),

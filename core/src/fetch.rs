@@ -30,6 +30,9 @@ const MAX_QUEUE_KBYTES: usize = 2_097_151;
 const MIN_FETCH_BYTES: usize = 1_000;
 /// Kafka's usual per-partition fetch size; more buys nothing for a single partition.
 const MAX_PARTITION_FETCH_BYTES: usize = 1_048_576;
+/// Bounds of a fetch response (`fetch.max.bytes`).
+const MIN_RESPONSE_BYTES: usize = 64 * 1024;
+const MAX_RESPONSE_BYTES: usize = 16 * 1_048_576;
 
 /// How the memory budget is split between librdkafka's prefetch queues and our buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,19 +48,26 @@ pub struct BudgetSplit {
 }
 
 impl BudgetSplit {
-    /// Split `max_buffer_bytes` for `partitions` partitions: half for our buffers, half for
-    /// librdkafka's queues and the fetch in flight.
+    /// Split `max_buffer_bytes` for `partitions` partitions: a quarter for our buffers, an
+    /// eighth for librdkafka's per-partition queues, and fetch responses of a 64th. The rest
+    /// is headroom for what cannot be counted exactly.
+    ///
+    /// A fetched message keeps its whole fetch response alive until it is released, and a
+    /// response holds data of every partition: a slow partition's few buffered messages pin
+    /// responses full of the fast partitions' (already returned) data. Small responses keep
+    /// that small; the headroom covers it and the allocator's overhead.
     pub fn new(max_buffer_bytes: usize, partitions: usize) -> Self {
         let partitions = partitions.max(1);
-        let prefetch = max_buffer_bytes / 2;
-        let per_partition = prefetch / 2 / partitions;
+        let queues = max_buffer_bytes / 8;
+        let fetch_bytes = (max_buffer_bytes / 64).clamp(MIN_RESPONSE_BYTES, MAX_RESPONSE_BYTES);
         Self {
-            buffers: max_buffer_bytes - prefetch,
-            queue_kbytes: (per_partition / 1024).clamp(1, MAX_QUEUE_KBYTES),
+            buffers: max_buffer_bytes / 4,
+            queue_kbytes: (queues / partitions / 1024).clamp(1, MAX_QUEUE_KBYTES),
             // Brokers return at least one message per fetch even when it is larger than these,
             // so small values slow a scan down but never stall it.
-            partition_fetch_bytes: per_partition.clamp(MIN_FETCH_BYTES, MAX_PARTITION_FETCH_BYTES),
-            fetch_bytes: (prefetch / 2).clamp(MIN_FETCH_BYTES, 50 * 1_048_576),
+            partition_fetch_bytes: (fetch_bytes / partitions)
+                .clamp(MIN_FETCH_BYTES, MAX_PARTITION_FETCH_BYTES),
+            fetch_bytes,
         }
     }
 }
@@ -522,24 +532,26 @@ mod tests {
     #[test]
     fn test_budget_split_bounds() {
         let split = BudgetSplit::new(256 * 1_048_576, 8);
-        assert_eq!(split.buffers, 128 * 1_048_576);
-        assert_eq!(split.queue_kbytes, 8 * 1024);
-        assert_eq!(split.partition_fetch_bytes, MAX_PARTITION_FETCH_BYTES);
-        assert_eq!(split.fetch_bytes, 50 * 1_048_576);
+        assert_eq!(split.buffers, 64 * 1_048_576);
+        assert_eq!(split.queue_kbytes, 4 * 1024);
+        assert_eq!(split.fetch_bytes, 4 * 1_048_576);
+        assert_eq!(split.partition_fetch_bytes, 512 * 1024);
 
         // A tiny budget with many partitions still gives librdkafka legal values.
         let split = BudgetSplit::new(1_048_576, 1000);
-        assert_eq!(split.buffers, 524_288);
+        assert_eq!(split.buffers, 262_144);
         assert_eq!(split.queue_kbytes, 1);
         assert_eq!(split.partition_fetch_bytes, MIN_FETCH_BYTES);
-        assert_eq!(split.fetch_bytes, 262_144);
+        assert_eq!(split.fetch_bytes, MIN_RESPONSE_BYTES);
 
-        // Prefetch never exceeds half the budget, beyond librdkafka's minimums.
+        // Prefetch never exceeds an eighth of the budget, beyond librdkafka's minimums.
         for budget in [1usize << 20, 64 << 20, 1 << 30] {
             for partitions in [1usize, 8, 64] {
                 let split = BudgetSplit::new(budget, partitions);
-                assert!(split.buffers <= budget / 2 + 1);
-                assert!(split.queue_kbytes * 1024 * partitions <= budget / 2 + partitions * 1024);
+                assert!(split.buffers <= budget / 4);
+                assert!(split.queue_kbytes * 1024 * partitions <= budget / 8 + partitions * 1024);
+                assert!(split.fetch_bytes <= (budget / 64).max(MIN_RESPONSE_BYTES));
+                assert!(split.partition_fetch_bytes <= split.fetch_bytes);
             }
         }
     }

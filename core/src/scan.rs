@@ -42,6 +42,8 @@ const FILL_WAIT: Duration = Duration::from_millis(50);
 const DELETION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How long that check may wait for the cluster's answer.
 const DELETION_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How many messages a partition the merge waits for may take when the buffers are full.
+const BLOCKED_BATCH: usize = 16;
 /// The record size assumed before any was seen, to size the first batches under the budget.
 const FIRST_RECORD_BYTES_GUESS: usize = 1024;
 
@@ -163,6 +165,7 @@ impl Scan {
         options: ScanOptions,
     ) -> Result<Self> {
         options.validate()?;
+        crate::memory::return_large_blocks_to_system();
         // The split depends on the partition count, which resolution tells; the consumer that
         // resolves must exist first, so it is created for the topic count and the per-partition
         // values are set when the partitions are known.
@@ -194,6 +197,7 @@ impl Scan {
         options: ScanOptions,
     ) -> Result<Self> {
         options.validate()?;
+        crate::memory::return_large_blocks_to_system();
         let budget = BudgetSplit::new(options.max_buffer_bytes, ranges.len());
         let consumer = create_consumer(settings, &budget)?;
         Self::start(settings, consumer, ranges, budget, options)
@@ -395,13 +399,16 @@ impl Scan {
             if self.merge.is_finished(source) {
                 continue;
             }
-            let max = if self.merge.is_blocking(source) {
-                MAX_BATCH
-            } else if self.buffered_total >= self.buffer_budget {
+            let room = self.buffer_budget.saturating_sub(self.buffered_total);
+            let max = if room > 0 {
+                room / self.record_bytes.max(1) + 1
+            } else if self.merge.is_blocking(source) {
+                // Over budget, the partitions the merge waits for still get a few messages,
+                // so the scan never deadlocks on its budget.
+                BLOCKED_BATCH
+            } else {
                 self.throttled[source] = true;
                 continue;
-            } else {
-                (self.buffer_budget - self.buffered_total) / self.record_bytes.max(1) + 1
             };
             progressed |= self.receive(source, max)?;
         }
