@@ -45,9 +45,10 @@ PLAINTEXT_PORT = 19492
 SASL_SSL_PORT = 19494
 
 #: Only one test session at a time may own the private broker: each restarts it with its own
-#: freshly generated certificates. Others wait on this lock.
+#: freshly generated certificates. Others wait on this lock (the security tests take about a
+#: minute), and fail clearly before pytest's per-test timeout (300 s) would.
 SESSION_LOCK = REPO_ROOT / ".kafka" / f"{INSTANCE}.session.lock"
-SESSION_LOCK_WAIT_S = 900.0
+SESSION_LOCK_WAIT_S = 240.0
 
 
 @dataclass(frozen=True)
