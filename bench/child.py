@@ -5,8 +5,7 @@ kafkars readers and with ``.venv-bench``'s for the peers, so every reader below 
 library itself. A reader prints one JSON object: ``messages`` and ``bytes`` (key + value) read,
 ``seconds`` from the start of the read to its end, ``baseline_kib`` (the process's resident
 memory just before the read: interpreter, imports, connection) and, for the latency readers,
-``first_row_seconds``. The peak comes from the harness (``os.wait4``), so it covers the whole
-process.
+``first_row_seconds``, and ``peak_kib``, the process's VmHWM when the read is over.
 """
 
 from __future__ import annotations
@@ -59,6 +58,7 @@ class Clock:
             "bytes": payload,
             "seconds": self.elapsed(),
             "baseline_kib": self.baseline_kib,
+            "peak_kib": proc_status_kib("VmHWM"),
         }
         if self.first_row is not None:
             result["first_row_seconds"] = self.first_row

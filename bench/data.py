@@ -64,18 +64,15 @@ def skewed(unit: int, partitions: int = 8, factor: int = 20) -> tuple[int, ...]:
 def datasets(quick: bool) -> dict[str, Dataset]:
     """The datasets by role: ``100b``, ``1kb``, ``skew``, ``skew-10x``. Quick mode uses a tenth
     of each, under other names."""
-    scale, prefix = (10, "bench-quick-") if quick else (1, "bench-")
+    if quick:
+        names, scale = ("bench-quick-100b-200k", "bench-quick-1kb-20k", "bench-quick-skew"), 10
+    else:
+        names, scale = ("bench-100b-2m", "bench-1kb-200k", "bench-skew"), 1
     sets = [
-        Dataset(
-            f"{prefix}100b-{2000 // scale}k",
-            100,
-            even(2_000_000 // scale),
-            "throughput, small messages",
-            grows=True,
-        ),
-        Dataset(f"{prefix}1kb-{200 // scale}k", 1024, even(200_000 // scale), "throughput, 1 KiB"),
-        Dataset(f"{prefix}skew", 1024, skewed(10_000 // scale), "throughput and memory, skewed"),
-        Dataset(f"{prefix}skew-10x", 1024, skewed(100_000 // scale), "memory growth, skewed x10"),
+        Dataset(names[0], 100, even(2_000_000 // scale), "throughput, small messages", grows=True),
+        Dataset(names[1], 1024, even(200_000 // scale), "throughput, 1 KiB"),
+        Dataset(names[2], 1024, skewed(10_000 // scale), "throughput and memory, skewed"),
+        Dataset(names[2] + "-10x", 1024, skewed(100_000 // scale), "memory growth, skewed x10"),
     ]
     return dict(zip(("100b", "1kb", "skew", "skew-10x"), sets, strict=True))
 

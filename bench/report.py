@@ -195,11 +195,11 @@ def markdown(results: dict[str, Any], sets: dict[str, Dataset]) -> str:
         "(no keys here), MB = 10^6 bytes, RSS in MiB (peak of the process; baseline = before "
         "the read). `x limit` = msgs/s over the limit's on the same dataset.",
         "",
-        "## Throughput",
-        "",
     ]
-    for role in ("100b", "1kb", "skew"):
-        lines += throughput_table(results["throughput"], sets[role])
+    if results["throughput"]:
+        lines += ["## Throughput", ""]
+        for role in ("100b", "1kb", "skew"):
+            lines += throughput_table(results["throughput"], sets[role])
     if results["memory"]:
         lines += ["## Memory: max_buffer_bytes = 64 MiB, skewed partitions", ""]
         lines += memory_table(results["memory"])

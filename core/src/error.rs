@@ -57,6 +57,34 @@ pub enum Error {
         reason: String,
     },
 
+    /// The brokers refused the client's SASL credentials. Returned as soon as librdkafka
+    /// reports it, not after the timeout: waiting does not mend a wrong password.
+    #[error(
+        "authentication{} with Kafka brokers {brokers} failed: the brokers refused the \
+         credentials (check config 'sasl.mechanism', 'sasl.username' and 'sasl.password')",
+        describe_login(mechanism.as_deref(), user.as_deref())
+    )]
+    Authentication {
+        /// The bootstrap list that was tried.
+        brokers: String,
+        /// `sasl.mechanism` as configured, if it was.
+        mechanism: Option<String>,
+        /// `sasl.username` as configured, if it was (a user name is no secret).
+        user: Option<String>,
+    },
+
+    /// The TLS handshake with the brokers failed, most often because their certificate could
+    /// not be verified against the trusted CAs. Returned as soon as librdkafka reports it.
+    #[error(
+        "TLS (SSL) handshake with Kafka brokers {brokers} failed: the brokers' certificate could \
+         not be verified or the handshake was refused (certificate verification is on: set \
+         config 'ssl.ca.location' to the CA certificate that signed the brokers' certificates)"
+    )]
+    Tls {
+        /// The bootstrap list that was tried.
+        brokers: String,
+    },
+
     /// The topic does not exist on the cluster.
     #[error("topic '{topic}' does not exist on Kafka brokers {brokers}")]
     UnknownTopic {
@@ -171,6 +199,15 @@ fn for_topic(topic: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
+fn describe_login(mechanism: Option<&str>, user: Option<&str>) -> String {
+    match (user, mechanism) {
+        (Some(user), Some(mechanism)) => format!(" as '{user}' ({mechanism})"),
+        (Some(user), None) => format!(" as '{user}'"),
+        (None, Some(mechanism)) => format!(" ({mechanism})"),
+        (None, None) => String::new(),
+    }
+}
+
 fn describe_partition(topic: &str, partition: Option<i32>) -> String {
     match (topic, partition) {
         ("", _) => "messages".to_owned(),
@@ -267,6 +304,37 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "offset lookup for topic 'events' partition 4 on Kafka brokers b:9092 failed: leader not available"
+        );
+    }
+
+    #[test]
+    fn test_error_display_authentication_and_tls() {
+        let error = Error::Authentication {
+            brokers: "b:9094".into(),
+            mechanism: Some("SCRAM-SHA-512".into()),
+            user: Some("alice".into()),
+        };
+        assert_eq!(
+            error.to_string(),
+            "authentication as 'alice' (SCRAM-SHA-512) with Kafka brokers b:9094 failed: the \
+             brokers refused the credentials (check config 'sasl.mechanism', 'sasl.username' and \
+             'sasl.password')"
+        );
+        let error = Error::Authentication {
+            brokers: "b:9094".into(),
+            mechanism: None,
+            user: None,
+        };
+        assert!(error
+            .to_string()
+            .starts_with("authentication with Kafka brokers b:9094 failed"));
+        let text = Error::Tls {
+            brokers: "b:9094".into(),
+        }
+        .to_string();
+        assert!(
+            text.contains("b:9094") && text.contains("'ssl.ca.location'"),
+            "{text}"
         );
     }
 }

@@ -80,7 +80,9 @@ impl MetadataClient {
     /// Every topic of the cluster, sorted by name.
     ///
     /// # Errors
-    /// [`Error::BrokersUnreachable`] when no broker answers within the timeout.
+    /// [`Error::BrokersUnreachable`] when no broker answers within the timeout,
+    /// [`Error::Authentication`] or [`Error::Tls`] as soon as the brokers refuse the login or
+    /// the TLS handshake.
     pub fn topics(&self) -> Result<Vec<TopicInfo>> {
         let metadata = self.fetch_metadata(None, self.settings.timeout())?;
         let mut topics: Vec<TopicInfo> = metadata
@@ -109,7 +111,8 @@ impl MetadataClient {
     /// # Errors
     /// [`Error::InvalidParameter`] for an illegal topic name, [`Error::UnknownTopic`] when the
     /// topic does not exist, [`Error::BrokersUnreachable`] on timeout, [`Error::OffsetFetch`]
-    /// when a partition has no leader to ask.
+    /// when a partition has no leader to ask, [`Error::Authentication`] or [`Error::Tls`] when
+    /// the brokers refuse the login or the TLS handshake.
     pub fn partitions(&self, topic: &str) -> Result<Vec<PartitionInfo>> {
         crate::validate_topic_name("topic", topic)?;
         let deadline = Instant::now() + self.settings.timeout();
@@ -219,19 +222,136 @@ fn checked_topic<'m>(
     }
 }
 
+/// Ask for metadata within `timeout`. The request is made in attempts of growing length
+/// ([`FIRST_METADATA_ATTEMPT`] doubling up to [`LONGEST_METADATA_ATTEMPT`]) so that between
+/// them a refused login or a failed TLS handshake (see [`connection_failure`]) ends the wait
+/// at once, instead of after the whole timeout.
 fn fetch_metadata<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     settings: &ClientSettings,
     topic: Option<&str>,
     timeout: Duration,
 ) -> Result<Metadata> {
-    consumer.fetch_metadata(topic, timeout).map_err(|error| {
-        classify(settings, error, timeout, |reason| Error::MetadataFetch {
-            topic: topic.map(str::to_owned),
+    let deadline = Instant::now() + timeout;
+    let mut attempt = FIRST_METADATA_ATTEMPT;
+    loop {
+        let started = Instant::now();
+        let wait = attempt.min(deadline.saturating_duration_since(started));
+        let error = match consumer.fetch_metadata(topic, wait) {
+            Ok(metadata) => return Ok(metadata),
+            Err(error) => error,
+        };
+        if let Some(failure) = connection_failure(consumer, settings) {
+            return Err(failure);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !is_unreachable(error.rdkafka_error_code()) {
+            return Err(classify(settings, error, timeout, |reason| {
+                Error::MetadataFetch {
+                    topic: topic.map(str::to_owned),
+                    brokers: settings.brokers().to_owned(),
+                    reason,
+                }
+            }));
+        }
+        // librdkafka may give up before the attempt's time is over (no broker up yet): don't
+        // spin.
+        let early = wait.saturating_sub(started.elapsed());
+        std::thread::sleep(early.min(METADATA_RETRY_PAUSE).min(left));
+        attempt = (attempt * 2).min(LONGEST_METADATA_ATTEMPT);
+    }
+}
+
+/// The first metadata attempt's length: enough for a TLS handshake and a SASL login.
+const FIRST_METADATA_ATTEMPT: Duration = Duration::from_millis(500);
+/// The longest metadata attempt.
+const LONGEST_METADATA_ATTEMPT: Duration = Duration::from_secs(4);
+/// The longest pause after an attempt that librdkafka ended early.
+const METADATA_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// How many times [`connection_failure`] polls the client's queue, at most.
+const MAX_DRAINED_EVENTS: usize = 1000;
+/// After how many polls in a row that return nothing [`connection_failure`] stops.
+const EMPTY_POLLS_TO_STOP: usize = 32;
+
+/// The failure that keeps a client from reaching the brokers, when librdkafka reported one
+/// that waiting will not cure: the brokers refused the SASL credentials
+/// ([`Error::Authentication`]), or the TLS handshake failed ([`Error::Tls`], e.g. an unknown
+/// CA). librdkafka keeps retrying such connections and lets requests run into their timeout;
+/// it reports the cause only as error events on the client's queue, which this reads.
+///
+/// Only a consumer with no partition assigned is looked at: its queue holds nothing but such
+/// events, so nothing of value is consumed (all callers resolve offsets or metadata before any
+/// assignment).
+fn connection_failure<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    settings: &ClientSettings,
+) -> Option<Error> {
+    // A consumer without a group.id has no assignment to ask about, and cannot be assigned.
+    if consumer
+        .assignment()
+        .is_ok_and(|assigned| assigned.count() > 0)
+    {
+        return None;
+    }
+    let mut failure = None;
+    let mut empty_polls = 0;
+    for _ in 0..MAX_DRAINED_EVENTS {
+        match consumer.poll(Duration::ZERO) {
+            // An empty queue, or a log event the context took: the two look alike, and log
+            // events come between the error events, so only a run of them ends the search.
+            None => {
+                empty_polls += 1;
+                if empty_polls == EMPTY_POLLS_TO_STOP {
+                    break;
+                }
+                continue;
+            }
+            Some(Err(
+                KafkaError::MessageConsumption(code) | KafkaError::MessageConsumptionFatal(code),
+            )) => {
+                if let Some(error) = refused_connection(settings, code) {
+                    failure = Some(error);
+                }
+            }
+            Some(_) => {}
+        }
+        empty_polls = 0;
+    }
+    failure
+}
+
+/// The error for a code that says the brokers refused the client's credentials or TLS
+/// handshake, if `code` says so.
+fn refused_connection(settings: &ClientSettings, code: RDKafkaErrorCode) -> Option<Error> {
+    let property = |key: &str| settings.properties().get(key).cloned();
+    match code {
+        RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed => {
+            Some(Error::Authentication {
+                brokers: settings.brokers().to_owned(),
+                mechanism: property("sasl.mechanism").or_else(|| property("sasl.mechanisms")),
+                user: property("sasl.username"),
+            })
+        }
+        RDKafkaErrorCode::SSL => Some(Error::Tls {
             brokers: settings.brokers().to_owned(),
-            reason,
-        })
-    })
+        }),
+        _ => None,
+    }
+}
+
+/// Whether a request failed for want of a reachable broker (and may succeed later).
+fn is_unreachable(code: Option<RDKafkaErrorCode>) -> bool {
+    matches!(
+        code,
+        Some(
+            RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::BrokerNotAvailable
+        )
+    )
 }
 
 /// Ask the partition leaders for one offset per requested partition, in one batched
@@ -321,6 +441,9 @@ fn list_offsets_once<C: ConsumerContext>(
     }
     let timeout = remaining(settings, deadline).map_err(Lookup::Fatal)?;
     let answer = consumer.offsets_for_times(list, timeout).map_err(|error| {
+        if let Some(failure) = connection_failure(consumer, settings) {
+            return Lookup::Fatal(failure);
+        }
         let code = error.rdkafka_error_code();
         classify_code(
             code,
@@ -372,19 +495,18 @@ pub(crate) fn classify(
     other: impl FnOnce(String) -> Error,
 ) -> Error {
     let reason = settings.redact(&kafka_reason(&error));
-    match error.rdkafka_error_code() {
-        Some(
-            RDKafkaErrorCode::OperationTimedOut
-            | RDKafkaErrorCode::BrokerTransportFailure
-            | RDKafkaErrorCode::AllBrokersDown
-            | RDKafkaErrorCode::RequestTimedOut
-            | RDKafkaErrorCode::BrokerNotAvailable,
-        ) => Error::BrokersUnreachable {
+    let code = error.rdkafka_error_code();
+    if let Some(refused) = code.and_then(|code| refused_connection(settings, code)) {
+        return refused;
+    }
+    if is_unreachable(code) {
+        Error::BrokersUnreachable {
             brokers: settings.brokers().to_owned(),
             timeout,
             reason,
-        },
-        _ => other(reason),
+        }
+    } else {
+        other(reason)
     }
 }
 

@@ -297,15 +297,19 @@ fn normalize_broker_list(parameter: &str, raw: &str) -> Result<String> {
     Ok(brokers.join(","))
 }
 
-/// Whether a librdkafka property holds a credential that must never be shown.
+/// Whether a librdkafka property holds a credential that must never be shown: every
+/// password, passphrase, secret, token and private key (`ssl.key.pem`,
+/// `sasl.oauthbearer.assertion.private.key.pem`, ...), matched on the name so that aliases
+/// and future properties are covered too.
 pub(crate) fn is_secret_property(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     [
         "password",
+        "passphrase",
         "secret",
         "token",
         "sasl.oauthbearer.config",
-        "ssl.key.pem",
+        "key.pem",
         "ssl_key",
     ]
     .iter()
@@ -475,6 +479,32 @@ mod tests {
             settings.redact("bad value hunter2 and s3cr3t"),
             "bad value *** and ***"
         );
+    }
+
+    #[test]
+    fn test_settings_secret_properties_cover_librdkafka_sensitive_ones() {
+        for key in [
+            "sasl.password",
+            "ssl.key.password",
+            "ssl.keystore.password",
+            "ssl.key.pem",
+            "sasl.oauthbearer.config",
+            "sasl.oauthbearer.client.secret",
+            "sasl.oauthbearer.client.credentials.client.secret",
+            "sasl.oauthbearer.assertion.private.key.passphrase",
+            "sasl.oauthbearer.assertion.private.key.pem",
+            "SASL.PASSWORD",
+        ] {
+            assert!(is_secret_property(key), "{key}");
+        }
+        for key in [
+            "sasl.username",
+            "sasl.mechanism",
+            "ssl.ca.location",
+            "client.id",
+        ] {
+            assert!(!is_secret_property(key), "{key}");
+        }
     }
 
     #[test]
