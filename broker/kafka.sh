@@ -377,8 +377,10 @@ wait_ready() {
 
 # ensure_ports_free LABEL PORT...: fail if a port is held by some other process.
 ensure_ports_free() {
-  local label=$1 port; shift
+  local label=$1 port i; shift
   for port in "$@"; do
+    # A broker killed a moment ago may still hold its sockets briefly: give it 10 s.
+    for ((i = 0; i < 50; i++)); do port_open "$port" || break; sleep 0.2; done
     if port_open "$port"; then
       say "port $HOST:$port (needed by $label) is in use by something else:" >&2
       who_listens "$port" >&2

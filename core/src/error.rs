@@ -144,9 +144,13 @@ pub enum Error {
     /// A partition that still had messages to deliver sent nothing for the whole timeout.
     #[error(
         "no progress reading {} from Kafka brokers {brokers} for {}: offsets up to {stop} remain \
-         unread (are the brokers up? raise 'timeout' for slow clusters)",
+         unread ({}; raise 'timeout' for slow clusters)",
         describe_partition(topic, Some(*.partition)),
-        format_duration(*.timeout)
+        format_duration(*.timeout),
+        last_problem.as_deref().map_or_else(
+            || "are the brokers up?".to_owned(),
+            |problem| format!("last problem reported: {problem}")
+        )
     )]
     Stalled {
         /// The topic waited for.
@@ -159,6 +163,8 @@ pub enum Error {
         brokers: String,
         /// How long the scan waited.
         timeout: Duration,
+        /// The last error librdkafka reported while waiting (and retried), if any.
+        last_problem: Option<String>,
     },
 
     /// Looking up offsets (watermarks, timestamps) failed for a topic or one of its partitions.

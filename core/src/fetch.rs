@@ -181,6 +181,9 @@ pub(crate) struct Fetcher {
     consumer: Arc<BaseConsumer>,
     wakeup: Arc<Wakeup>,
     fields: Fields,
+    /// The last error librdkafka reported and recovers from by itself (broker down, leader
+    /// moving), for the message of a scan that stalls.
+    last_problem: Option<String>,
     /// Scratch space for the batch call; empty between calls.
     slots: Vec<*mut rdsys::rd_kafka_message_t>,
 }
@@ -233,6 +236,9 @@ pub(crate) fn create_consumer(
     // A full queue is re-checked after this long; librdkafka's 1 s default idles a scan that
     // is draining a small budget.
     set_default(&mut config, settings, "fetch.queue.backoff.ms", "10");
+    // librdkafka backs off up to 10 s between reconnects; a restarted broker would then sit
+    // unused for seconds while the scan waits for it.
+    set_default(&mut config, settings, "reconnect.backoff.max.ms", "1000");
     // "Reached the end" must be reported even when the last offsets were transaction markers.
     config.set("enable.partition.eof", "true");
     config.set("auto.offset.reset", "error");
@@ -315,26 +321,34 @@ impl Fetcher {
             consumer,
             wakeup,
             fields,
+            last_problem: None,
             slots: Vec::with_capacity(MAX_BATCH),
         })
     }
 
     /// Serve the consumer's main queue, where errors that concern no single partition
     /// arrive. Returns the first fatal error.
-    pub(crate) fn poll_events(&self, settings: &ClientSettings) -> Result<()> {
+    pub(crate) fn poll_events(&mut self, settings: &ClientSettings) -> Result<()> {
         while let Some(event) = self.consumer.poll(Duration::ZERO) {
             if let Err(error) = event {
+                let reason = settings.redact(&kafka_reason(&error));
                 if !is_transient(&error) {
                     return Err(Error::Fetch {
                         topic: String::new(),
                         partition: None,
                         brokers: settings.brokers().to_owned(),
-                        reason: settings.redact(&kafka_reason(&error)),
+                        reason,
                     });
                 }
+                self.last_problem = Some(reason);
             }
         }
         Ok(())
+    }
+
+    /// The last error librdkafka reported and is recovering from, if any.
+    pub(crate) fn last_problem(&self) -> Option<&str> {
+        self.last_problem.as_deref()
     }
 
     /// Whether the cluster says `topic` no longer exists. A failed request (brokers down) is
@@ -428,12 +442,15 @@ impl Fetcher {
                     }
                 }
                 Fetched::Failed(code, reason) => {
-                    if !is_transient_code(code) && failure.is_none() {
+                    let reason = settings.redact(&reason);
+                    if is_transient_code(code) {
+                        self.last_problem = Some(reason);
+                    } else if failure.is_none() {
                         failure = Some(Error::Fetch {
                             topic: range.topic.clone(),
                             partition: Some(range.partition),
                             brokers: settings.brokers().to_owned(),
-                            reason: settings.redact(&reason),
+                            reason,
                         });
                     }
                 }

@@ -385,6 +385,7 @@ impl Scan {
                 stop: range.stop,
                 brokers: self.settings.brokers().to_owned(),
                 timeout: self.settings.timeout(),
+                last_problem: self.fetcher.last_problem().map(str::to_owned),
             });
         }
         Ok(progressed)

@@ -465,16 +465,6 @@ def read_during_delete(
 
 # The topic is deleted while a scan reads it: the scan fails within its timeout (5 s) with an
 # error that names the topic and says it no longer exists, and the connection stays usable.
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "engine: a deleted topic is reported as 'no progress ... are the brokers up?' "
-        "(Error::Stalled from Scan::fill in core/src/scan.rs) after the timeout; librdkafka "
-        "only reports the deletion (UnknownPartition) after topic.metadata.propagation.max.ms "
-        "(30 s), and its batch consume call never does"
-    ),
-)
 @pytest.mark.parametrize("front_end", ["kafka_scan", "manager"])
 def test_topic_deleted_mid_scan(
     front_end: str, con: duckdb.DuckDBPyConnection, topics: TopicFactory, brokers: str
