@@ -2,7 +2,7 @@
 //! `kafkars.ConsumerManager` wraps it with argument checks and docstrings.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use arrow_array::ffi::FFI_ArrowArray;
@@ -21,6 +21,43 @@ use crate::errors::to_py;
 /// How long one stretch of a poll may run without the GIL before signals are checked, so that
 /// Ctrl-C interrupts a long poll promptly.
 const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Open the scan on a thread of its own and wait for it without the GIL, checking signals
+/// every [`SIGNAL_CHECK_INTERVAL`]: resolving offsets can wait up to the timeout for brokers,
+/// and Ctrl-C must not. An abandoned opening finishes in the background and is dropped.
+fn open_interruptibly(
+    py: Python<'_>,
+    settings: ClientSettings,
+    selection: ScanSelection,
+    options: ScanOptions,
+) -> PyResult<Scan> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("kafkars-open".into())
+        .spawn(move || {
+            // The receiver is gone when the caller was interrupted: nothing to hand over.
+            let _ = sender.send(Scan::open(&settings, &selection, options));
+        })
+        .map_err(|error| PyRuntimeError::new_err(format!("could not start a thread: {error}")))?;
+    let mut receiver = receiver;
+    loop {
+        // The receiver moves into the GIL-free closure and back: it is `Send`, not `Sync`.
+        let (received, returned) = py.detach(move || {
+            let received = receiver.recv_timeout(SIGNAL_CHECK_INTERVAL);
+            (received, receiver)
+        });
+        receiver = returned;
+        match received {
+            Ok(opened) => return opened.map_err(to_py),
+            Err(mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(PyRuntimeError::new_err(
+                    "kafkars: opening the scan failed unexpectedly (a bug, please report it)",
+                ))
+            }
+        }
+    }
+}
 
 /// A follow-mode scan over several topics, each with its own start policy.
 #[pyclass(module = "kafkars._internal")]
@@ -87,9 +124,7 @@ impl RawConsumerManager {
             idle_timeout: Duration::from_millis(idle_timeout_ms),
             ordered: true,
         };
-        let scan = py
-            .detach(|| Scan::open(&settings, &selection, options))
-            .map_err(to_py)?;
+        let scan = open_interruptibly(py, settings, selection, options)?;
         Ok(Self {
             ranges: Arc::new(scan.ranges().to_vec()),
             scan: Mutex::new(Some(scan)),
