@@ -30,6 +30,8 @@ const MAX_QUEUE_KBYTES: usize = 2_097_151;
 const MIN_FETCH_BYTES: usize = 1_000;
 /// Kafka's usual per-partition fetch size; more buys nothing for a single partition.
 const MAX_PARTITION_FETCH_BYTES: usize = 1_048_576;
+/// The largest record batch librdkafka-based producers write by default (`batch.size`).
+const FULL_BATCH_BYTES: usize = 1_048_576;
 /// Bounds of a fetch response (`fetch.max.bytes`).
 const MIN_RESPONSE_BYTES: usize = 64 * 1024;
 const MAX_RESPONSE_BYTES: usize = 16 * 1_048_576;
@@ -49,8 +51,9 @@ pub struct BudgetSplit {
 
 impl BudgetSplit {
     /// Split `max_buffer_bytes` for `partitions` partitions: a quarter for our buffers, an
-    /// eighth for librdkafka's per-partition queues, and fetch responses of a 64th. The rest
-    /// is headroom for what cannot be counted exactly.
+    /// eighth (up to a half, to hold one record batch per partition) for librdkafka's
+    /// per-partition queues, and fetch responses of a 64th. The rest is headroom for what
+    /// cannot be counted exactly.
     ///
     /// A fetched message keeps its whole fetch response alive until it is released, and a
     /// response holds data of every partition: a slow partition's few buffered messages pin
@@ -58,11 +61,15 @@ impl BudgetSplit {
     /// that small; the headroom covers it and the allocator's overhead.
     pub fn new(max_buffer_bytes: usize, partitions: usize) -> Self {
         let partitions = partitions.max(1);
-        let queues = max_buffer_bytes / 8;
+        // A queue smaller than one record batch (librdkafka producers write up to 1 MB)
+        // slows fetching to a crawl, so queues get at least that much while the budget allows
+        // (up to half of it).
+        let queue = (max_buffer_bytes / 8 / partitions)
+            .max(FULL_BATCH_BYTES.min(max_buffer_bytes / 2 / partitions));
         let fetch_bytes = (max_buffer_bytes / 64).clamp(MIN_RESPONSE_BYTES, MAX_RESPONSE_BYTES);
         Self {
             buffers: max_buffer_bytes / 4,
-            queue_kbytes: (queues / partitions / 1024).clamp(1, MAX_QUEUE_KBYTES),
+            queue_kbytes: (queue / 1024).clamp(1, MAX_QUEUE_KBYTES),
             // Brokers return at least one message per fetch even when it is larger than these,
             // so small values slow a scan down but never stall it.
             partition_fetch_bytes: (fetch_bytes / partitions)
@@ -561,12 +568,16 @@ mod tests {
         assert_eq!(split.partition_fetch_bytes, MIN_FETCH_BYTES);
         assert_eq!(split.fetch_bytes, MIN_RESPONSE_BYTES);
 
-        // Prefetch never exceeds an eighth of the budget, beyond librdkafka's minimums.
+        // A queue holds a whole record batch when the budget allows.
+        let split = BudgetSplit::new(16 * 1_048_576, 8);
+        assert_eq!(split.queue_kbytes, 1024);
+
+        // Prefetch never exceeds half the budget, beyond librdkafka's minimums.
         for budget in [1usize << 20, 64 << 20, 1 << 30] {
             for partitions in [1usize, 8, 64] {
                 let split = BudgetSplit::new(budget, partitions);
                 assert!(split.buffers <= budget / 4);
-                assert!(split.queue_kbytes * 1024 * partitions <= budget / 8 + partitions * 1024);
+                assert!(split.queue_kbytes * 1024 * partitions <= budget / 2 + partitions * 1024);
                 assert!(split.fetch_bytes <= (budget / 64).max(MIN_RESPONSE_BYTES));
                 assert!(split.partition_fetch_bytes <= split.fetch_bytes);
             }
