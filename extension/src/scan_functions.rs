@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use kafkars_core::{
     plan_scan, ClientSettings, Fields, PartitionRange, Record, Scan, ScanOptions, ScanSelection,
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFER_BYTES,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFER_BYTES, MIN_MAX_BUFFER_BYTES,
 };
 
 use crate::capi::{BindInput, Column, DataChunk, InitInput, LogicalType, TableFunction, Vector};
@@ -78,7 +78,9 @@ impl TableFunction for KafkaScan {
                 Some(bytes) => {
                     usize::try_from(bytes).map_err(|_| kafkars_core::Error::InvalidParameter {
                         parameter: "max_buffer_bytes".into(),
-                        reason: format!("expected a positive number of bytes, found {bytes}"),
+                        reason: format!(
+                            "expected at least {MIN_MAX_BUFFER_BYTES} bytes, found {bytes}"
+                        ),
                     })?
                 }
             };
