@@ -166,7 +166,7 @@ def memory_table(entries: list[Entry]) -> list[str]:
 
 def latency_table(entries: list[Entry]) -> list[str]:
     lines = [
-        "| reader | first row s | rows in the last minute | all rows s |",
+        "| reader | first row s | rows in the last minute (first run) | all rows s |",
         "|---|---:|---:|---:|",
     ]
     for entry in entries:

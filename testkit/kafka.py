@@ -10,6 +10,7 @@ import contextlib
 import os
 import random
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -292,3 +293,43 @@ class TopicFactory:
             with contextlib.suppress(KafkaException):
                 future.result(timeout=60)
         self.created.clear()
+
+
+class Heartbeat:
+    """Data that keeps flowing: a thread producing one message (key and value ``beat``, the
+    current time) to every partition of ``topic`` every ``period_s`` seconds until
+    :meth:`close`. ``beats`` counts the rounds acknowledged so far."""
+
+    def __init__(
+        self, factory: TopicFactory, topic: str, partitions: int, period_s: float = 0.5
+    ) -> None:
+        self.factory = factory
+        self.topic = topic
+        self.partitions = partitions
+        self.period_s = period_s
+        self.beats = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kafkars-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        producer, errors = self.factory._producer({"linger.ms": 0})
+        while not self._stop.is_set():
+            stamp = now_ms()
+            for partition in range(self.partitions):
+                message = Message(partition, b"beat", b"beat", stamp)
+                self.factory._send(producer, self.topic, message, errors)
+            self.factory._flush(producer, self.topic, errors)
+            self.beats += 1
+            self._stop.wait(self.period_s)
+
+    def close(self) -> None:
+        """Stop producing; wait for the thread."""
+        self._stop.set()
+        self._thread.join(30)
+
+    def __enter__(self) -> Heartbeat:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -76,6 +76,7 @@ impl StartPolicy {
                 let start = start_ms.ok_or_else(|| {
                     invalid("start", "policy 'timestamp' needs a start timestamp".into())
                 })?;
+                check_not_before_epoch("start", start)?;
                 Ok(StartPolicy::Timestamp(start))
             }
             "relative" => {
@@ -148,6 +149,9 @@ impl ScanSelection {
         if topics.is_empty() {
             return Err(invalid("topics", "expected at least one topic".into()));
         }
+        if let Some(cutoff) = cutoff_ms {
+            check_not_before_epoch("cutoff", cutoff)?;
+        }
         for (index, selection) in topics.iter().enumerate() {
             crate::validate_topic_name("topics", &selection.topic)?;
             if topics[..index].iter().any(|t| t.topic == selection.topic) {
@@ -219,6 +223,22 @@ impl ScanSelection {
             .collect();
         Self::new(topics, partitions, cutoff_ms)
     }
+}
+
+/// Kafka timestamps count milliseconds from 1970-01-01: the brokers refuse to look up an
+/// earlier one.
+fn check_not_before_epoch(parameter: &str, ms: i64) -> Result<()> {
+    if ms < 0 {
+        return Err(invalid(
+            parameter,
+            format!(
+                "expected a timestamp at or after 1970-01-01T00:00:00Z (Kafka timestamps count \
+                 from there), found {}",
+                format_timestamp_ms(ms)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn invalid(parameter: &str, reason: String) -> Error {
@@ -328,6 +348,18 @@ mod tests {
         );
         assert!(text(select(Some(vec![]), None))
             .starts_with("invalid partitions: expected at least one"));
+        assert_eq!(
+            text(select(None, Some(-1))),
+            "invalid cutoff: expected a timestamp at or after 1970-01-01T00:00:00Z (Kafka \
+             timestamps count from there), found 1969-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            StartPolicy::from_parameters(None, Some(-86_400_000), None)
+                .unwrap_err()
+                .to_string(),
+            "invalid start: expected a timestamp at or after 1970-01-01T00:00:00Z (Kafka \
+             timestamps count from there), found 1969-12-31T00:00:00Z"
+        );
         assert_eq!(
             text(select(None, Some(99))),
             "invalid cutoff: the cutoff (1970-01-01T00:00:00.099Z) is before the start \

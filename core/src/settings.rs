@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaConfRes;
 use rdkafka::ClientConfig;
 
 use crate::error::{Error, Result};
@@ -16,6 +18,13 @@ pub const DEFAULT_BROKERS: &str = "localhost:9092";
 
 /// How long to wait for brokers and metadata when no `timeout` is given.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest `timeout`: librdkafka takes timeouts as a C `int` of milliseconds, and a longer
+/// one wraps around and expires at once.
+pub const MAX_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// The protocols librdkafka accepts as a `protocol://` prefix of a bootstrap broker.
+const BROKER_PROTOCOLS: [&str; 4] = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
 
 /// The environment variable consulted for the bootstrap brokers.
 const BROKERS_ENV: &str = "KAFKA_BOOTSTRAP_SERVERS";
@@ -168,17 +177,13 @@ impl ClientSettingsBuilder {
     /// Check everything and produce the settings.
     ///
     /// # Errors
-    /// - [`Error::InvalidParameter`] for a malformed broker list, a zero timeout, an empty
-    ///   property name, or `brokers` contradicting `bootstrap.servers`;
+    /// - [`Error::InvalidParameter`] for a malformed broker list, a timeout under 1 ms or over
+    ///   [`MAX_TIMEOUT`], an empty property name, a property librdkafka doesn't know or
+    ///   whose value it refuses, or `brokers` contradicting `bootstrap.servers`;
     /// - [`Error::ForbiddenConfig`] for a property that would commit offsets or create topics.
     pub fn build(self) -> Result<ClientSettings> {
         let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
-        if timeout.is_zero() {
-            return Err(Error::InvalidParameter {
-                parameter: "timeout".into(),
-                reason: "expected a positive interval, found 0".into(),
-            });
-        }
+        check_timeout(timeout)?;
 
         let mut properties = BTreeMap::new();
         let mut brokers_from_config: Option<(String, String)> = None;
@@ -203,6 +208,7 @@ impl ClientSettingsBuilder {
                 brokers_from_config = Some((key, value));
                 continue;
             }
+            check_property(&key, &value)?;
             properties.insert(key, value);
         }
 
@@ -217,6 +223,66 @@ impl ClientSettingsBuilder {
             properties,
         })
     }
+}
+
+/// A timeout librdkafka can honour: at least a millisecond (its unit), at most
+/// [`MAX_TIMEOUT`].
+fn check_timeout(timeout: Duration) -> Result<()> {
+    let invalid = |reason: String| Error::InvalidParameter {
+        parameter: "timeout".into(),
+        reason,
+    };
+    if timeout.is_zero() {
+        return Err(invalid("expected a positive interval, found 0".into()));
+    }
+    if timeout < Duration::from_millis(1) {
+        return Err(invalid(format!(
+            "expected at least 1ms, found {}µs",
+            timeout.as_micros()
+        )));
+    }
+    if timeout > MAX_TIMEOUT {
+        return Err(invalid(format!(
+            "expected at most {} (about 24.8 days, librdkafka's limit), found {}",
+            crate::error::format_duration(MAX_TIMEOUT),
+            crate::error::format_duration(timeout)
+        )));
+    }
+    Ok(())
+}
+
+/// Ask librdkafka whether it knows `key` and accepts `value`, so that a typo fails before
+/// any client is made, naming the property. Credentials are not repeated in the message.
+fn check_property(key: &str, value: &str) -> Result<()> {
+    let mut config = ClientConfig::new();
+    config.set(key, value);
+    let Err(error) = config.create_native_config() else {
+        return Ok(());
+    };
+    let reason = match error {
+        KafkaError::ClientConfig(RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN, ..) => format!(
+            "'{key}' is not a librdkafka property (config takes librdkafka consumer \
+             properties such as 'client.id', 'security.protocol' or 'fetch.max.bytes')"
+        ),
+        KafkaError::ClientConfig(_, description, ..) => {
+            let shown = if is_secret_property(key) {
+                "***"
+            } else {
+                value
+            };
+            let description = if is_secret_property(key) && !value.is_empty() {
+                description.replace(value, "***")
+            } else {
+                description
+            };
+            format!("librdkafka refuses '{shown}' for property '{key}': {description}")
+        }
+        other => format!("librdkafka refuses property '{key}': {other}"),
+    };
+    Err(Error::InvalidParameter {
+        parameter: "config".into(),
+        reason,
+    })
 }
 
 /// Pick the bootstrap list: the `brokers` parameter, else the `bootstrap.servers` property, else
@@ -269,8 +335,24 @@ fn normalize_broker_list(parameter: &str, raw: &str) -> Result<String> {
                 "expected a comma-separated list of host:port, found an empty entry in '{raw}'"
             )));
         }
-        // librdkafka accepts an optional `protocol://` prefix on each entry.
-        let address = entry.split_once("://").map_or(entry, |(_, rest)| rest);
+        // librdkafka accepts an optional `protocol://` prefix on each entry, and skips an
+        // entry with a protocol it doesn't know (the scan would then wait for its timeout).
+        let address = match entry.split_once("://") {
+            None => entry,
+            Some((protocol, rest)) => {
+                if !BROKER_PROTOCOLS
+                    .iter()
+                    .any(|known| known.eq_ignore_ascii_case(protocol))
+                {
+                    return Err(invalid(format!(
+                        "expected host:port or PROTOCOL://host:port with PROTOCOL one of {}, \
+                         found '{entry}'",
+                        BROKER_PROTOCOLS.join(", ")
+                    )));
+                }
+                rest
+            }
+        };
         let Some((host, port)) = address.rsplit_once(':') else {
             return Err(invalid(format!(
                 "expected host:port, found '{entry}' without a port"
@@ -457,6 +539,61 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "invalid timeout: expected a positive interval, found 0"
+        );
+    }
+
+    #[test]
+    fn test_settings_timeout_bounds() {
+        let text = |timeout: Duration| {
+            build(ClientSettings::builder().timeout(timeout))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            text(Duration::from_micros(1)),
+            "invalid timeout: expected at least 1ms, found 1µs"
+        );
+        assert_eq!(
+            text(Duration::from_secs(30 * 86_400)),
+            "invalid timeout: expected at most 2147483.647s (about 24.8 days, librdkafka's \
+             limit), found 2592000s"
+        );
+        build(ClientSettings::builder().timeout(MAX_TIMEOUT)).unwrap();
+        build(ClientSettings::builder().timeout(Duration::from_millis(1))).unwrap();
+    }
+
+    #[test]
+    fn test_settings_unknown_or_refused_property() {
+        let text = |key: &str, value: &str| {
+            build(ClientSettings::builder().property(key, value))
+                .unwrap_err()
+                .to_string()
+        };
+        let unknown = text("no.such.property", "x");
+        assert!(
+            unknown.starts_with("invalid config: 'no.such.property' is not a librdkafka property"),
+            "{unknown}"
+        );
+        let refused = text("security.protocol", "bogus");
+        assert!(
+            refused.starts_with(
+                "invalid config: librdkafka refuses 'bogus' for property 'security.protocol'"
+            ),
+            "{refused}"
+        );
+        build(ClientSettings::builder().property("client.id", "me")).unwrap();
+    }
+
+    #[test]
+    fn test_settings_broker_protocols() {
+        build(ClientSettings::builder().brokers("plaintext://h:1,SASL_SSL://g:2")).unwrap();
+        let error = build(ClientSettings::builder().brokers("http://h:1"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "invalid brokers: expected host:port or PROTOCOL://host:port with PROTOCOL one of \
+             PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL, found 'http://h:1'"
         );
     }
 

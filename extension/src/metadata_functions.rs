@@ -92,6 +92,15 @@ impl TableFunction for KafkaPartitions {
     fn bind(input: &BindInput) -> Result<(Vec<Column>, PartitionsRequest), String> {
         let request = params::required_text(input, 0, "topic")
             .and_then(|topic| {
+                if topic.contains(',') {
+                    return Err(kafkars_core::Error::InvalidParameter {
+                        parameter: "topic".into(),
+                        reason: format!(
+                            "kafka_partitions takes one topic, found the list '{topic}'; \
+                             call it once per topic"
+                        ),
+                    });
+                }
                 kafkars_core::validate_topic_name("topic", &topic)?;
                 Ok(PartitionsRequest {
                     settings: params::client_settings(input)?,

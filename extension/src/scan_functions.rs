@@ -136,7 +136,9 @@ impl TableFunction for KafkaScan {
                 Some(bytes) => {
                     usize::try_from(bytes).map_err(|_| kafkars_core::Error::InvalidParameter {
                         parameter: "max_buffer_bytes".into(),
-                        reason: format!("expected a positive number of bytes, found {bytes}"),
+                        reason: format!(
+                            "expected at least {MIN_MAX_BUFFER_BYTES} bytes, found {bytes}"
+                        ),
                     })?
                 }
             };

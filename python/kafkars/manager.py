@@ -20,6 +20,10 @@ DEFAULT_MAX_BUFFER_BYTES = 256 * 1024 * 1024
 DEFAULT_IDLE_TIMEOUT_MS = 1_000
 #: Default time to wait for brokers, metadata and replay progress.
 DEFAULT_TIMEOUT_MS = 30_000
+#: The longest ``timeout_ms``: librdkafka takes timeouts as a C ``int`` of milliseconds.
+MAX_TIMEOUT_MS = 2**31 - 1
+#: The largest count, size or millisecond value the engine takes (a signed 64-bit integer).
+_MAX_INT64 = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -90,10 +94,11 @@ class ConsumerManager:
         """Resolve every partition's start and stop and begin fetching.
 
         Raises:
-            TypeError: if ``config`` is not a mapping or ``topics`` holds something other
-                than :class:`SourceTopic`.
+            TypeError: if ``config`` is not a mapping of str keys, ``topics`` holds
+                something other than :class:`SourceTopic`, or a number is not an int.
             ValueError: for an empty topic list, a non-positive ``batch_size``, a budget or
-                timeout out of range, or a config that would commit offsets.
+                timeout out of range, a config value that is None, a property librdkafka
+                doesn't know or refuses, or a config that would commit offsets.
             KafkarsError: if the brokers can't be reached within ``timeout_ms`` or a topic
                 doesn't exist.
         """
@@ -112,13 +117,13 @@ class ConsumerManager:
         if cutoff_ms is None:
             cutoff_ms = int(time.time() * 1000)
         self._raw = RawConsumerManager(
-            {str(key): _config_value(value) for key, value in config.items()},
+            {_config_key(key): _config_value(key, value) for key, value in config.items()},
             [(topic.name, topic.policy, topic.argument_ms) for topic in topics],
             _milliseconds("cutoff_ms", cutoff_ms),
             _positive("batch_size", batch_size),
             _positive("max_buffer_bytes", max_buffer_bytes),
             _milliseconds("idle_timeout_ms", idle_timeout_ms),
-            _positive("timeout_ms", timeout_ms),
+            _positive("timeout_ms", timeout_ms, MAX_TIMEOUT_MS),
         )
 
     def poll(self, timeout_ms: int = 1000) -> pa.RecordBatch:
@@ -180,31 +185,53 @@ class ConsumerManager:
 
 
 def _topic_name(name: object) -> str:
+    """``name`` checked as a topic name (Kafka's naming rule is checked by the engine)."""
     if not isinstance(name, str):
-        raise TypeError(f"a topic name must be a str, not {type(name).__name__}")
+        raise TypeError(f"name must be a str (a topic name), not {type(name).__name__}")
     if not name:
-        raise ValueError("a topic name must not be empty")
+        raise ValueError("invalid name: expected a topic name, found an empty string")
     return name
 
 
 def _milliseconds(parameter: str, value: object) -> int:
+    """``value`` checked as a count of milliseconds: an int from 0 to 2**63 - 1."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{parameter} must be an int (milliseconds), not {type(value).__name__}")
     if value < 0:
         raise ValueError(f"invalid {parameter}: expected a non-negative number, found {value}")
+    if value > _MAX_INT64:
+        raise ValueError(f"invalid {parameter}: expected at most {_MAX_INT64}, found {value}")
     return value
 
 
-def _positive(parameter: str, value: object) -> int:
+def _positive(parameter: str, value: object, maximum: int = _MAX_INT64) -> int:
+    """``value`` checked as an int from 1 to ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{parameter} must be an int, not {type(value).__name__}")
     if value <= 0:
         raise ValueError(f"invalid {parameter}: expected a positive number, found {value}")
+    if value > maximum:
+        raise ValueError(f"invalid {parameter}: expected at most {maximum}, found {value}")
     return value
 
 
-def _config_value(value: object) -> str:
-    """librdkafka properties are strings; booleans are spelled the way it expects."""
+def _config_key(key: object) -> str:
+    """librdkafka property names are strings; anything else is a mistake, not a name."""
+    if not isinstance(key, str):
+        raise TypeError(
+            f"config keys must be str (librdkafka property names), found {type(key).__name__} "
+            f"{key!r}"
+        )
+    return key
+
+
+def _config_value(key: str, value: object) -> str:
+    """librdkafka properties are strings; booleans are spelled the way it expects. None is
+    refused rather than sent as the text 'None'."""
+    if value is None:
+        raise ValueError(
+            f"invalid config: property '{key}' is None; give it a value or leave it out"
+        )
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
