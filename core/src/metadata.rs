@@ -246,12 +246,10 @@ fn fetch_metadata<C: ConsumerContext>(
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || !is_unreachable(error.rdkafka_error_code()) {
-            return Err(classify(settings, error, timeout, |reason| {
-                Error::MetadataFetch {
-                    topic: topic.map(str::to_owned),
-                    brokers: settings.brokers().to_owned(),
-                    reason,
-                }
+            return Err(classify(settings, error, |reason| Error::MetadataFetch {
+                topic: topic.map(str::to_owned),
+                brokers: settings.brokers().to_owned(),
+                reason,
             }));
         }
         // librdkafka may give up before the attempt's time is over (no broker up yet): don't
@@ -447,7 +445,7 @@ fn list_offsets_once<C: ConsumerContext>(
         let code = error.rdkafka_error_code();
         classify_code(
             code,
-            classify(settings, error, timeout, |reason| {
+            classify(settings, error, |reason| {
                 fetch_error(first_topic, None, reason)
             }),
         )
@@ -488,10 +486,12 @@ fn list_offsets_once<C: ConsumerContext>(
 
 /// Turn a librdkafka error into ours: transport failures and timeouts mean the brokers could
 /// not be reached; anything else is left to `other`.
+///
+/// "Unreachable" names the configured timeout, which the whole operation had, not what was
+/// left of it for the request that failed.
 pub(crate) fn classify(
     settings: &ClientSettings,
     error: KafkaError,
-    timeout: Duration,
     other: impl FnOnce(String) -> Error,
 ) -> Error {
     let reason = settings.redact(&kafka_reason(&error));
@@ -502,7 +502,7 @@ pub(crate) fn classify(
     if is_unreachable(code) {
         Error::BrokersUnreachable {
             brokers: settings.brokers().to_owned(),
-            timeout,
+            timeout: settings.timeout(),
             reason,
         }
     } else {

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
-import pytest
 
 import kafkars
 from testkit.kafka import BASE_TIMESTAMP_MS, Heartbeat, Message, TopicFactory, round_robin
@@ -141,11 +140,6 @@ CTRL_C_WHILE_CONNECTING = textwrap.dedent(
 
 # Ctrl-C while a ConsumerManager is being created (waiting for brokers that don't answer) raises
 # KeyboardInterrupt within a second, not at the end of timeout_ms.
-@pytest.mark.xfail(
-    strict=True,
-    reason="RawConsumerManager::new (python/src/manager.rs) opens the scan without the GIL "
-    "and checks no signal until Scan::open returns: Ctrl-C waits for timeout_ms",
-)
 def test_ctrl_c_while_manager_connects() -> None:
     child = subprocess.Popen(
         [sys.executable, "-u", "-c", CTRL_C_WHILE_CONNECTING],
