@@ -35,11 +35,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut scan = Scan::open(&settings, &selection, options)?;
     let opened = started.elapsed();
     let (mut rows, mut bytes) = (0usize, 0usize);
-    let mut out = Vec::with_capacity(2048);
+    let batch: usize = std::env::var("SCAN_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(2048);
+    let mut out = Vec::with_capacity(batch);
     let mut peak_buffered = 0;
     while !scan.is_done() {
         out.clear();
-        scan.next_records(2048, &mut out, None)?;
+        let deadline = std::env::var("SCAN_DEADLINE_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map(|ms| Instant::now() + std::time::Duration::from_millis(ms));
+        scan.next_records(batch, &mut out, deadline)?;
         peak_buffered = peak_buffered.max(scan.buffered_bytes());
         rows += out.len();
         bytes += out

@@ -243,6 +243,11 @@ pub(crate) fn create_consumer(
     // A full queue is re-checked after this long; librdkafka's 1 s default idles a scan that
     // is draining a small budget.
     set_default(&mut config, settings, "fetch.queue.backoff.ms", "10");
+    // A fetch that finds no data waits at the broker for this long, and holds up the next one
+    // for every partition of that broker. Partitions fetched to their end (a bounded scan does
+    // not need more) make every fetch such a fetch while a slow partition still has data to
+    // come: with librdkafka's 500 ms default, a skewed scan spent most of its time waiting.
+    set_default(&mut config, settings, "fetch.wait.max.ms", "20");
     // librdkafka backs off up to 10 s between reconnects; a restarted broker would then sit
     // unused for seconds while the scan waits for it.
     set_default(&mut config, settings, "reconnect.backoff.max.ms", "1000");
