@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import os
 import secrets
 import subprocess
@@ -33,7 +32,8 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from testkit.brokers import REPO_ROOT, session_lock
+
 KAFKA_SH = REPO_ROOT / "broker" / "kafka.sh"
 
 #: The private broker's instance name (its data lives in ``.kafka/secure``).
@@ -47,7 +47,6 @@ SASL_SSL_PORT = 19494
 #: Only one test session at a time may own the private broker: each restarts it with its own
 #: freshly generated certificates. Others wait on this lock (the security tests take about a
 #: minute), and fail clearly before pytest's per-test timeout (300 s) would.
-SESSION_LOCK = REPO_ROOT / ".kafka" / f"{INSTANCE}.session.lock"
 SESSION_LOCK_WAIT_S = 240.0
 
 
@@ -224,33 +223,14 @@ def wait_for_login(broker: SecureBroker, limit_s: float = 60.0) -> None:
 
 
 @contextlib.contextmanager
-def _session_lock() -> Iterator[None]:
-    """Hold :data:`SESSION_LOCK`, waiting for another session to finish with the broker."""
-    SESSION_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with SESSION_LOCK.open("w") as lock:
-        deadline = time.monotonic() + SESSION_LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"another test session holds {SESSION_LOCK} for over {SESSION_LOCK_WAIT_S}s"
-                    ) from None
-                time.sleep(0.5)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
 def secure_broker() -> Iterator[SecureBroker]:
     """Start the private SASL_SSL broker with fresh certificates and a fresh SCRAM user;
     stop it afterwards. A broker left running by an earlier session is restarted, since its
     certificates are gone."""
-    with _session_lock(), tempfile.TemporaryDirectory(prefix="kafkars-tls-") as scratch:
+    with (
+        session_lock(INSTANCE, SESSION_LOCK_WAIT_S),
+        tempfile.TemporaryDirectory(prefix="kafkars-tls-") as scratch,
+    ):
         started = time.monotonic()
         directory = Path(scratch)
         ca = make_ca(directory, "ca")

@@ -14,6 +14,7 @@ from testkit.scan import (
     BackgroundQuery,
     Record,
     as_stored,
+    check_partition_order,
     expected_scan,
     only_partitions,
     read_back,
@@ -21,15 +22,6 @@ from testkit.scan import (
     tstz,
     window,
 )
-
-
-def check_partition_order(rows: list[Record]) -> None:
-    """Within each partition the rows come in strictly rising offset order."""
-    last: dict[tuple[str, int], int] = {}
-    for row in rows:
-        tp = (row.topic, row.partition)
-        assert row.offset > last.get(tp, -1), f"{tp}: offset {row.offset} after {last[tp]}"
-        last[tp] = row.offset
 
 
 def by_position(rows: list[Record]) -> list[Record]:
