@@ -83,35 +83,39 @@ impl KafkaMessage {
         })
     }
 
-    /// Header `index` as (key bytes, value), in the order the producer wrote them.
+    /// The headers as (key bytes, value), in the order the producer wrote them; the header
+    /// list is looked up once, not once per header.
     ///
     /// Read through the C API: keys are NUL-terminated by librdkafka but can be any bytes the
     /// producer sent, not necessarily UTF-8.
-    pub(crate) fn header(&self, index: usize) -> Option<(&[u8], Option<&[u8]>)> {
-        let headers = self.headers_ptr()?;
-        let mut name: *const c_char = std::ptr::null();
-        let mut value: *const c_void = std::ptr::null();
-        let mut size: usize = 0;
-        // SAFETY: `headers` is live; librdkafka writes pointers into its own storage, which
-        // lives as long as the message (and so as long as `&self`).
-        let status = unsafe {
-            rdsys::rd_kafka_header_get_all(
-                headers.as_ptr(),
-                index,
-                &mut name,
-                &mut value,
-                &mut size,
-            )
-        };
-        if status != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
-            return None;
-        }
-        // SAFETY: NUL-terminated, owned by the message.
-        let key = unsafe { CStr::from_ptr(name) }.to_bytes();
-        // SAFETY: `size` bytes at `value`, owned by the message.
-        let value = (!value.is_null())
-            .then(|| unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) });
-        Some((key, value))
+    pub(crate) fn headers(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + '_ {
+        let headers = self.headers_ptr();
+        (0..).map_while(move |index| {
+            let headers = headers?;
+            let mut name: *const c_char = std::ptr::null();
+            let mut value: *const c_void = std::ptr::null();
+            let mut size: usize = 0;
+            // SAFETY: `headers` is live; librdkafka writes pointers into its own storage,
+            // which lives as long as the message (and so as long as `&self`).
+            let status = unsafe {
+                rdsys::rd_kafka_header_get_all(
+                    headers.as_ptr(),
+                    index,
+                    &mut name,
+                    &mut value,
+                    &mut size,
+                )
+            };
+            if status != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+                return None;
+            }
+            // SAFETY: NUL-terminated, owned by the message.
+            let key = unsafe { CStr::from_ptr(name) }.to_bytes();
+            // SAFETY: `size` bytes at `value`, owned by the message.
+            let value = (!value.is_null())
+                .then(|| unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) });
+            Some((key, value))
+        })
     }
 }
 

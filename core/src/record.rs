@@ -109,20 +109,12 @@ impl Record {
         value: Option<Box<[u8]>>,
         headers: Vec<Header>,
     ) -> Self {
-        let mut record = Self {
-            source,
-            offset,
-            timestamp_ms,
-            timestamp_type,
-            body: Body::Owned {
-                key,
-                value,
-                headers,
-            },
-            charged: 0,
+        let body = Body::Owned {
+            key,
+            value,
+            headers,
         };
-        record.charged = record.measure(true);
-        record
+        Self::with_body(source, offset, timestamp_ms, timestamp_type, body, true)
     }
 
     /// A fetched message. With `headers`, they are parsed now and charged.
@@ -134,12 +126,25 @@ impl Record {
         message: KafkaMessage,
         headers: bool,
     ) -> Self {
+        let body = Body::Fetched(message);
+        Self::with_body(source, offset, timestamp_ms, timestamp_type, body, headers)
+    }
+
+    /// A record around `body`, charged for its payloads (and, with `headers`, its headers).
+    fn with_body(
+        source: u32,
+        offset: i64,
+        timestamp_ms: Option<i64>,
+        timestamp_type: Option<TimestampType>,
+        body: Body,
+        headers: bool,
+    ) -> Self {
         let mut record = Self {
             source,
             offset,
             timestamp_ms,
             timestamp_type,
-            body: Body::Fetched(message),
+            body,
             charged: 0,
         };
         record.charged = record.measure(headers);
@@ -183,17 +188,17 @@ impl Record {
     }
 
     /// The headers in order. Kafka keeps header order and allows duplicate keys; both survive.
-    pub fn headers(&self) -> impl Iterator<Item = HeaderRef<'_>> + '_ {
-        (0..self.header_count()).filter_map(move |index| match &self.body {
-            Body::Fetched(message) => message.header(index).map(|(key, value)| HeaderRef {
+    pub fn headers(&self) -> Box<dyn Iterator<Item = HeaderRef<'_>> + '_> {
+        match &self.body {
+            Body::Fetched(message) => Box::new(message.headers().map(|(key, value)| HeaderRef {
                 key: String::from_utf8_lossy(key),
                 value,
-            }),
-            Body::Owned { headers, .. } => headers.get(index).map(|header| HeaderRef {
+            })),
+            Body::Owned { headers, .. } => Box::new(headers.iter().map(|header| HeaderRef {
                 key: Cow::Borrowed(header.key.as_str()),
                 value: header.value.as_deref(),
-            }),
-        })
+            })),
+        }
     }
 
     /// The bytes this record occupies, as counted against `max_buffer_bytes`.

@@ -165,9 +165,6 @@ impl Scan {
         options: ScanOptions,
     ) -> Result<Self> {
         options.validate()?;
-        if options.max_buffer_bytes < DEFAULT_MAX_BUFFER_BYTES {
-            crate::memory::return_large_blocks_to_system();
-        }
         // The split depends on the partition count, which resolution tells; the consumer that
         // resolves must exist first, so it is created for the topic count and the per-partition
         // values are set when the partitions are known.
@@ -199,9 +196,6 @@ impl Scan {
         options: ScanOptions,
     ) -> Result<Self> {
         options.validate()?;
-        if options.max_buffer_bytes < DEFAULT_MAX_BUFFER_BYTES {
-            crate::memory::return_large_blocks_to_system();
-        }
         let budget = BudgetSplit::new(options.max_buffer_bytes, ranges.len());
         let consumer = create_consumer(settings, &budget)?;
         Self::start(settings, consumer, ranges, budget, options)
@@ -214,6 +208,9 @@ impl Scan {
         budget: BudgetSplit,
         options: ScanOptions,
     ) -> Result<Self> {
+        if options.max_buffer_bytes < DEFAULT_MAX_BUFFER_BYTES {
+            crate::memory::return_large_blocks_to_system();
+        }
         let fetcher = Fetcher::assign(consumer, settings, &ranges, options.fields, options.follow)?;
         let mut merge = new_merge(ranges.len(), options.ordered);
         for (source, range) in ranges.iter().enumerate() {
