@@ -99,7 +99,6 @@ kafka-cluster-down: ## stop the three-broker cluster
 
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
-LIMIT := target/release/kafkars-limit
 # Options for bench/run.py, e.g. `make bench BENCH_ARGS=--quick` (a tenth of the data, one run).
 BENCH_ARGS ?=
 

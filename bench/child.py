@@ -23,12 +23,16 @@ Result = dict[str, Any]
 DEADLINE_S = 3600.0
 
 
-def proc_status_kib(field: str) -> int | None:
-    """A field of /proc/self/status in KiB: ``VmRSS`` now, ``VmHWM`` the peak so far."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
+def proc_status_kib(field: str, pid: int | str = "self") -> int | None:
+    """A field of /proc/<pid>/status in KiB: ``VmRSS`` now, ``VmHWM`` the peak so far; None
+    when the process (or the field) is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return None
 
 

@@ -33,12 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # bench/ is not a package: the harness runs as a script and imports its neighbours.
 import report
+from child import proc_status_kib
 from data import Broker, Dataset, datasets
+from report import MIB
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = ROOT / "bench" / "child.py"
 LIMIT = ROOT / "target" / "release" / "kafkars-limit"
-MIB = 1024 * 1024
 #: The budget of the memory target.
 MEMORY_BUDGET = 64 * MIB
 #: Fresh messages appended to the 100-byte set before each latency run.
@@ -122,17 +123,6 @@ class Process:
     wall_seconds: float
 
 
-def _vm_hwm_kib(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def run_process(argv: Sequence[str], timeout: float, keep_stdout: bool = True) -> Process:
     """Run ``argv``, sampling its peak RSS every 20 ms; kill it after ``timeout`` seconds.
 
@@ -148,7 +138,7 @@ def run_process(argv: Sequence[str], timeout: float, keep_stdout: bool = True) -
         peak: int | None = None
         timed_out = False
         while child.poll() is None:
-            peak = _vm_hwm_kib(child.pid) or peak
+            peak = proc_status_kib("VmHWM", child.pid) or peak
             if time.perf_counter() - started > timeout:
                 timed_out = True
                 child.kill()
@@ -236,10 +226,12 @@ def measure(
         "load_average_1m": round(os.getloadavg()[0], 2),
         "runs": [],
     }
+    # The datasets hold exactly what `ensure` checked, except where `before_run` appends.
+    expected = broker.message_count(dataset.name)
     for number in range(1, options.runs + 1):
         if before_run:
             before_run()
-        expected = broker.message_count(dataset.name)
+            expected = broker.message_count(dataset.name)
         try:
             run = one_run(reader, dataset.name, params, options)
             if run.get("messages") is None:

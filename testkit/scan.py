@@ -433,6 +433,12 @@ class Polled:
         return next((count for count, live in self.live_after if live), None)
 
 
+def by_position(records: Iterable[Record]) -> list[Record]:
+    """``records`` sorted by (topic, partition, offset): for comparing rows whose order across
+    partitions does not matter."""
+    return sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
+
+
 def check_partition_order(records: Sequence[Record]) -> None:
     """Assert that each partition's records come in offset order, whatever the order across
     partitions (the one order live data always keeps)."""

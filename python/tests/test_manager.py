@@ -26,6 +26,7 @@ from testkit.scan import (
     Record,
     as_stored,
     batch_records,
+    by_position,
     check_batch_schema,
     check_partition_order,
     expected_offsets,
@@ -272,9 +273,8 @@ def test_manager_cutoff_then_follows(topics: TopicFactory, brokers: str) -> None
         check_replay(polled, expected)
         assert len(polled.records) == 60
         after = polled.records[len(expected) :]
-        assert sorted(after, key=lambda r: (r.partition, r.offset)) == sorted(
-            (r for records in log.values() for r in records if r not in expected),
-            key=lambda r: (r.partition, r.offset),
+        assert by_position(after) == by_position(
+            r for records in log.values() for r in records if r not in expected
         )
         check_partition_order(after)
 

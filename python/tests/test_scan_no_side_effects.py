@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import duckdb
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
 from testkit.kafka import TopicFactory, round_robin
 from testkit.scan import fetch, tstz
-
-
-def committed_offsets(topics: TopicFactory, group: str, topic: str, partitions: int) -> list:
-    """The offsets ``group`` has committed for ``topic`` (none: every offset is -1001)."""
-    request = ConsumerGroupTopicPartitions(
-        group, [TopicPartition(topic, p) for p in range(partitions)]
-    )
-    [future] = topics.admin.list_consumer_group_offsets([request]).values()
-    return [tp.offset for tp in future.result(timeout=30).topic_partitions]
 
 
 # Scans and previews, with and without a group.id in config, create no consumer group and
@@ -42,4 +32,4 @@ def test_scans_create_no_group_and_commit_nothing(
     after = topics.consumer_groups()
     assert group not in after
     assert after <= before
-    assert committed_offsets(topics, group, topic, 3) == [-1001, -1001, -1001]
+    assert topics.committed_offsets(group, topic, 3) == [-1001, -1001, -1001]

@@ -12,20 +12,17 @@ from testkit.kafka import Message, TopicFactory, now_ms, shuffled_times
 from testkit.scan import (
     SCAN_COLUMNS,
     BackgroundQuery,
-    Record,
     as_stored,
+    by_position,
     check_partition_order,
     expected_scan,
+    merge_logs,
     only_partitions,
     read_back,
     scan,
     tstz,
     window,
 )
-
-
-def by_position(rows: list[Record]) -> list[Record]:
-    return sorted(rows, key=lambda r: (r.topic, r.partition, r.offset))
 
 
 # Many partitions over several threads: the same rows as the ordered scan, each partition in
@@ -63,7 +60,7 @@ def test_unordered_one_thread_small_budget(
         "max_buffer_bytes := 65536)",
     )
     check_partition_order(rows)
-    expected = expected_scan({**as_stored(a, 3, first), **as_stored(b, 2, second)})
+    expected = expected_scan(merge_logs(as_stored(a, 3, first), as_stored(b, 2, second)))
     assert by_position(rows) == by_position(expected)
 
 
