@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -124,60 +124,73 @@ def _failure(entry: Entry) -> str:
     return "failed: " + entry.get("error", "").replace("|", "/")[:160]
 
 
+def _table(
+    header: str,
+    entries: Iterable[Entry],
+    lead: Callable[[Entry], list[str]],
+    cells: Callable[[Entry], list[str]],
+) -> list[str]:
+    """A Markdown table: ``header`` (its two lines), then per entry its ``lead`` cells and
+    either its other ``cells`` or, for a failed measurement, the failure padded to width."""
+    lines = header.splitlines()
+    width = lines[0].count("|") - 1
+    for entry in entries:
+        row = [*lead(entry), *(cells(entry) if _ok(entry) else [_failure(entry)])]
+        row += [""] * (width - len(row))
+        lines.append("| " + " | ".join(row) + " |")
+    return [*lines, ""]
+
+
 def throughput_table(entries: list[Entry], dataset: Dataset) -> list[str]:
-    lines = [
+    title = [
         f"### {dataset.name}: {dataset.messages:,} x {dataset.size} B, "
         f"{dataset.partitions} partitions ({dataset.purpose})",
         "",
-        "| reader | msgs/s | MB/s | x limit | median s | peak RSS MiB | baseline MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for entry in entries:
-        if entry["dataset"] != dataset.name:
-            continue
-        if not _ok(entry):
-            lines.append(f"| {entry['label']} | {_failure(entry)} | | | | | |")
-            continue
-        lines.append(
-            f"| {entry['label']} | {_number(entry['msgs_per_s'])} | "
-            f"{_number(entry['mb_per_s'], 1)} | {_number(entry.get('ratio_to_limit'), 2)} | "
-            f"{_number(entry['median_seconds'], 2)} | {_number(entry['peak_rss_mib'])} | "
-            f"{_number(entry['baseline_rss_mib'])} |"
-        )
-    return [*lines, ""]
+    return title + _table(
+        "| reader | msgs/s | MB/s | x limit | median s | peak RSS MiB | baseline MiB |\n"
+        "|---|---:|---:|---:|---:|---:|---:|",
+        (entry for entry in entries if entry["dataset"] == dataset.name),
+        lambda entry: [entry["label"]],
+        lambda entry: [
+            _number(entry["msgs_per_s"]),
+            _number(entry["mb_per_s"], 1),
+            _number(entry.get("ratio_to_limit"), 2),
+            _number(entry["median_seconds"], 2),
+            _number(entry["peak_rss_mib"]),
+            _number(entry["baseline_rss_mib"]),
+        ],
+    )
 
 
 def memory_table(entries: list[Entry]) -> list[str]:
-    lines = [
-        "| reader | dataset | messages | msgs/s | peak RSS MiB | baseline MiB | peak - baseline |",
+    return _table(
+        "| reader | dataset | messages | msgs/s | peak RSS MiB | baseline MiB | peak - baseline |\n"
         "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for entry in entries:
-        if not _ok(entry):
-            lines.append(f"| {entry['label']} | {entry['dataset']} | {_failure(entry)} | | | | |")
-            continue
-        lines.append(
-            f"| {entry['label']} | {entry['dataset']} | {entry['messages']:,} | "
-            f"{_number(entry['msgs_per_s'])} | {_number(entry['peak_rss_mib'])} | "
-            f"{_number(entry['baseline_rss_mib'])} | {_number(entry.get('growth_rss_mib'), 1)} |"
-        )
-    return [*lines, ""]
+        entries,
+        lambda entry: [entry["label"], entry["dataset"]],
+        lambda entry: [
+            f"{entry['messages']:,}",
+            _number(entry["msgs_per_s"]),
+            _number(entry["peak_rss_mib"]),
+            _number(entry["baseline_rss_mib"]),
+            _number(entry.get("growth_rss_mib"), 1),
+        ],
+    )
 
 
 def latency_table(entries: list[Entry]) -> list[str]:
-    lines = [
-        "| reader | first row s | rows in the last minute (first run) | all rows s |",
+    return _table(
+        "| reader | first row s | rows in the last minute (first run) | all rows s |\n"
         "|---|---:|---:|---:|",
-    ]
-    for entry in entries:
-        if not _ok(entry):
-            lines.append(f"| {entry['label']} | {_failure(entry)} | | |")
-            continue
-        lines.append(
-            f"| {entry['label']} | {_number(entry.get('first_row_seconds'), 3)} | "
-            f"{entry['messages']:,} | {_number(entry['median_seconds'], 3)} |"
-        )
-    return [*lines, ""]
+        entries,
+        lambda entry: [entry["label"]],
+        lambda entry: [
+            _number(entry.get("first_row_seconds"), 3),
+            f"{entry['messages']:,}",
+            _number(entry["median_seconds"], 3),
+        ],
+    )
 
 
 def markdown(results: dict[str, Any], sets: dict[str, Dataset]) -> str:
