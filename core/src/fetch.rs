@@ -305,6 +305,27 @@ impl Fetcher {
         follow: bool,
     ) -> Result<Self> {
         let read = |range: &PartitionRange| follow || range.start < range.stop;
+        // Split the queues first: once assigned, librdkafka starts fetching and forwards what
+        // it fetches to the consumer's main queue until a partition's queue is split off, so
+        // a split after `assign` could lose the first messages to a fast broker. A queue
+        // split (forwarded by the application) keeps its messages from then on.
+        let wakeup = Arc::new(Wakeup::default());
+        let queues = ranges
+            .iter()
+            .map(|range| {
+                if !read(range) {
+                    return Ok(None);
+                }
+                PartitionQueue::split(&consumer, &range.topic, range.partition, &wakeup)
+                    .map(Some)
+                    .ok_or_else(|| Error::Fetch {
+                        topic: range.topic.clone(),
+                        partition: Some(range.partition),
+                        brokers: settings.brokers().to_owned(),
+                        reason: "librdkafka could not open the partition's queue".into(),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut assignment = TopicPartitionList::with_capacity(ranges.len());
         for range in ranges.iter().filter(|r| read(r)) {
             assignment
@@ -317,17 +338,6 @@ impl Fetcher {
             brokers: settings.brokers().to_owned(),
             reason: settings.redact(&kafka_reason(&error)),
         })?;
-        let wakeup = Arc::new(Wakeup::default());
-        let queues = ranges
-            .iter()
-            .map(|range| {
-                read(range)
-                    .then(|| {
-                        PartitionQueue::split(&consumer, &range.topic, range.partition, &wakeup)
-                    })
-                    .flatten()
-            })
-            .collect();
         Ok(Self {
             queues,
             consumer,
