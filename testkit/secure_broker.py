@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import secrets
 import subprocess
 import tempfile
@@ -32,9 +31,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from testkit.brokers import REPO_ROOT, session_lock
-
-KAFKA_SH = REPO_ROOT / "broker" / "kafka.sh"
+from testkit.brokers import PrivateBroker, session_lock
 
 #: The private broker's instance name (its data lives in ``.kafka/secure``).
 INSTANCE = "secure"
@@ -171,28 +168,6 @@ listener.name.sasl_ssl.ssl.client.auth=none
 """
 
 
-def _kafka_sh(command: str, extra_props: Path | None = None) -> None:
-    """Run ``broker/kafka.sh <command>`` for the private instance; fail with its output."""
-    env = {**os.environ, "KAFKA_INSTANCE": INSTANCE, "KAFKA_PORT": str(PLAINTEXT_PORT)}
-    env.pop("KAFKA_EXTRA_PROPS", None)
-    if extra_props is not None:
-        env["KAFKA_EXTRA_PROPS"] = str(extra_props)
-    result = subprocess.run(
-        [str(KAFKA_SH), command], env=env, capture_output=True, text=True, timeout=300
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"broker/kafka.sh {command} (KAFKA_INSTANCE={INSTANCE}) failed:\n"
-            f"{result.stdout}{result.stderr}"
-        )
-
-
-def _is_up() -> bool:
-    """Whether the private broker's process runs."""
-    env = {**os.environ, "KAFKA_INSTANCE": INSTANCE, "KAFKA_PORT": str(PLAINTEXT_PORT)}
-    return subprocess.run([str(KAFKA_SH), "is-up"], env=env, timeout=60).returncode == 0
-
-
 def create_scram_user(plaintext: str, username: str, password: str) -> None:
     """Create (or reset) a SCRAM-SHA-512 user through the PLAINTEXT listener."""
     admin = AdminClient({"bootstrap.servers": plaintext})
@@ -238,9 +213,10 @@ def secure_broker() -> Iterator[SecureBroker]:
         keystore = make_broker_keystore(directory, "ca")
         props = directory / "secure.properties"
         props.write_text(broker_properties(keystore))
-        if _is_up():
-            _kafka_sh("down")
-        _kafka_sh("up", extra_props=props)
+        private = PrivateBroker(INSTANCE, PLAINTEXT_PORT, extra_props=props)
+        if private.running():
+            private.down()
+        private.ensure_up()
         try:
             broker = SecureBroker(
                 plaintext=f"{HOST}:{PLAINTEXT_PORT}",
@@ -256,4 +232,4 @@ def secure_broker() -> Iterator[SecureBroker]:
             wait_for_login(broker)
             yield dataclasses.replace(broker, start_seconds=time.monotonic() - started)
         finally:
-            _kafka_sh("down")
+            private.down()

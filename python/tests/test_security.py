@@ -18,6 +18,7 @@ import pytest
 
 import kafkars
 from kafkars import ConsumerManager, KafkarsError, SourceTopic
+from testkit.brokers import REPO_ROOT
 from testkit.kafka import TopicFactory, round_robin
 from testkit.scan import (
     as_stored,
@@ -29,7 +30,6 @@ from testkit.scan import (
     scan,
 )
 from testkit.secure_broker import (
-    REPO_ROOT,
     SecureBroker,
     SqlExpression,
     secure_broker,
