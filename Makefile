@@ -67,7 +67,7 @@ test: system-deps build lint ## everything CI runs: lint, cargo test, SQL tests,
 
 .PHONY: test-rust
 test-rust: ## cargo test for the core and the extension
-	cargo test --locked -p kafkars-core -p kafkars --features kafkars-core/arrow
+	cargo test --locked -p kafkars-core -p kafkars
 
 .PHONY: test-sql
 test-sql: build ## the SQLLogicTest files in sql/tests (needs `make kafka-up`)

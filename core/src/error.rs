@@ -179,6 +179,48 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+
+    /// A payload could not be decoded and `on_error` is `'fail'`.
+    #[error(
+        "could not decode the {side} of topic '{topic}' partition {partition} offset {offset}{}: \
+         {reason} (on_error := 'null' keeps the row with a NULL {side} and the reason in \
+         decode_error)",
+        schema_id.map(|id| format!(" (schema id {id})")).unwrap_or_default()
+    )]
+    Decode {
+        /// `key` or `value`.
+        side: &'static str,
+        /// The topic of the record.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+        /// Its offset.
+        offset: i64,
+        /// The registry schema id in the record's framing, when it had one.
+        schema_id: Option<u32>,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// A schema (from the registry or given inline) can't be used: it does not parse, or it
+    /// has a type that has no column type (a recursive record, …).
+    #[error("{what}: {reason}")]
+    Schema {
+        /// Which schema: `value_schema`, `subject 'orders-value' version 3`, `schema id 7`, ….
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The Schema Registry could not be reached or answered with an error. `url` never
+    /// carries credentials.
+    #[error("Schema Registry {url}: {reason}")]
+    Registry {
+        /// The URL requested, without user info.
+        url: String,
+        /// What went wrong (HTTP status and the registry's message, or the transport error).
+        reason: String,
+    },
 }
 
 impl Error {

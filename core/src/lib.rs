@@ -34,8 +34,8 @@
 //! # Ok::<(), kafkars_core::Error>(())
 //! ```
 
-#[cfg(feature = "arrow")]
 pub mod batch;
+pub mod decode;
 mod error;
 mod fetch;
 mod memory;
@@ -49,6 +49,10 @@ mod selection;
 mod settings;
 mod topic_name;
 
+pub use decode::{
+    DecodeSpec, DecodedColumns, OnError, PayloadDecoders, PayloadFormat, PayloadSpec,
+    RegistrySettings, Side,
+};
 pub use error::{Error, Result};
 pub use fetch::BudgetSplit;
 pub use merge::OrderedMerge;
