@@ -345,10 +345,28 @@ impl SchemaRegistry {
         if let Some(schema) = self.cache().get(&id) {
             return Ok(schema.clone());
         }
-        let body = self.get(&format!("/schemas/ids/{id}"), &format!("schema id {id}"))?;
+        self.try_schema_by_id(id)?.ok_or_else(|| {
+            self.error(format!("schema id {id} not found (HTTP 404)"))
+        })
+    }
+
+    /// The schema with global id `id` (cached), or `None` when the registry has no such id:
+    /// a record naming an unknown id is that record's problem, not the scan's.
+    ///
+    /// # Errors
+    /// [`Error::Registry`] when the registry can't be reached or answers with an error other
+    /// than "not found".
+    pub fn try_schema_by_id(&self, id: u32) -> Result<Option<Arc<RegisteredSchema>>> {
+        if let Some(schema) = self.cache().get(&id) {
+            return Ok(Some(schema.clone()));
+        }
+        let Some(body) = self.get(&format!("/schemas/ids/{id}"), &format!("schema id {id}"), true)?
+        else {
+            return Ok(None);
+        };
         let schema = Arc::new(self.parse_schema(&body, Some(id))?);
         self.cache().insert(id, schema.clone());
-        Ok(schema)
+        Ok(Some(schema))
     }
 
     /// The latest version of `subject`.
@@ -374,7 +392,7 @@ impl SchemaRegistry {
         } else {
             format!("subject '{subject}' version {version}")
         };
-        let body = self.get(&path, &what)?;
+        let body = self.get(&path, &what, false)?.ok_or_else(|| self.error(format!("{what} not found")))?;
         let schema = Arc::new(self.parse_schema(&body, None)?);
         Ok(self
             .cache()
@@ -389,8 +407,9 @@ impl SchemaRegistry {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// GET `path` under the base URL; `what` names the thing asked for in errors.
-    fn get(&self, path: &str, what: &str) -> Result<Json> {
+    /// GET `path` under the base URL; `what` names the thing asked for in errors. With
+    /// `missing_ok`, "not found" is `None` rather than an error.
+    fn get(&self, path: &str, what: &str, missing_ok: bool) -> Result<Option<Json>> {
         let url = format!("{}{path}", self.settings.url);
         let mut request = self
             .agent
@@ -409,8 +428,11 @@ impl SchemaRegistry {
             .read_to_string(&mut text)
             .map_err(|error| self.error(format!("reading the answer for {what} failed: {error}")))?;
         let json: Option<Json> = serde_json::from_str(&text).ok();
+        if status == 404 && missing_ok {
+            return Ok(None);
+        }
         if (200..300).contains(&status) {
-            return json.ok_or_else(|| {
+            return json.map(Some).ok_or_else(|| {
                 self.error(format!(
                     "the answer for {what} is not JSON (is {} a Schema Registry? Apicurio serves \
                      the Confluent API under /apis/ccompat/v7)",
@@ -533,11 +555,10 @@ fn invalid(parameter: &str, reason: String) -> Error {
 
 /// A URL with any `user:password@` removed, for messages.
 fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://[redacted]@{}", &url[..scheme_end], &url[at + 1..])
-        }
-        _ => url.to_owned(),
+    let start = url.find("://").map_or(0, |end| end + 3);
+    match url[start..].rfind('@') {
+        Some(at) => format!("{}[redacted]@{}", &url[..start], &url[start + at + 1..]),
+        None => url.to_owned(),
     }
 }
 
