@@ -1,5 +1,6 @@
 # kafkars: `make help` lists the targets. `make test` sets itself up from nothing: Python venv,
-# Rust crates and the broker jars (Debian packages: scripts/install-system-deps.sh).
+# Rust crates, the broker jars and the Schema Registry (Debian packages:
+# scripts/install-system-deps.sh).
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -13,6 +14,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 EXTENSION := target/release/kafkars.duckdb_extension
 PACKAGED_EXTENSION := python/kafkars/kafkars.duckdb_extension
 KAFKA := broker/kafka.sh
+REGISTRY := registry/registry.sh
 RUST_SOURCES := $(shell find core extension python/src -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
 .PHONY: help
@@ -62,7 +64,7 @@ lint: $(VENV_STAMP) ## rustfmt, clippy and ruff
 	$(VENV)/bin/ruff format --check .
 
 .PHONY: test
-test: system-deps build lint ## everything CI runs: lint, cargo test, SQL tests, pytest (starts the broker)
+test: system-deps build lint ## everything CI runs: lint, cargo test, SQL tests, pytest (starts broker and registry)
 	scripts/run-tests.sh
 
 .PHONY: test-rust
@@ -74,7 +76,7 @@ test-sql: build ## the SQLLogicTest files in sql/tests (needs `make kafka-up`)
 	$(VENV)/bin/pytest sql/tests
 
 .PHONY: test-python
-test-python: build ## pytest for the Python package (needs `make kafka-up`)
+test-python: build ## pytest for the Python package (needs `make kafka-up registry-up`)
 	$(VENV)/bin/pytest python/tests
 
 # --- local broker -----------------------------------------------------------------------------
@@ -94,6 +96,16 @@ kafka-cluster-up: ## start three brokers on 127.0.0.1:29092-29094
 .PHONY: kafka-cluster-down
 kafka-cluster-down: ## stop the three-broker cluster
 	$(KAFKA) cluster-down
+
+# --- local Schema Registry --------------------------------------------------------------------
+
+.PHONY: registry-up
+registry-up: ## start the Schema Registry on 127.0.0.1:18081 (no-op if it runs)
+	$(REGISTRY) up
+
+.PHONY: registry-down
+registry-down: ## stop the Schema Registry (its schemas are in memory: they are lost)
+	$(REGISTRY) down
 
 # --- benchmarks -------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Fixtures shared by every pytest layer: the real broker and uniquely named topics."""
+"""Fixtures shared by every pytest layer: the real broker, uniquely named topics and the real
+Schema Registry."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from testkit.kafka import BROKERS, BrokerUnavailable, TopicFactory, check_broker
+from testkit.registry import REGISTRY_URL, RegistryProducer, RegistryUnavailable, check_registry
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +27,24 @@ def topics(brokers: str, request: pytest.FixtureRequest) -> Iterator[TopicFactor
     factory = TopicFactory(brokers=brokers, prefix=f"t-{request.node.name}")
     yield factory
     factory.delete_all()
+
+
+@pytest.fixture(scope="session")
+def schema_registry() -> str:
+    """The URL of a running Schema Registry's Confluent API. A test that needs one fails when
+    none answers."""
+    try:
+        check_registry(REGISTRY_URL)
+    except RegistryUnavailable as error:
+        problem = str(error)
+    else:
+        return REGISTRY_URL
+    # Outside the except block, so the report is the message alone, not a chained traceback.
+    pytest.fail(problem, pytrace=False)
+
+
+@pytest.fixture
+def registry(brokers: str, schema_registry: str) -> RegistryProducer:
+    """Writes Schema-Registry-framed records (Avro, Protobuf, JSON Schema) and raw ones with
+    confluent-kafka's serializers, into topics from the ``topics`` fixture."""
+    return RegistryProducer(brokers=brokers, url=schema_registry)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages kafkars needs to build and test: a C toolchain and the headers
-# librdkafka is built against, Java and Maven for the local broker, and kcat for broker
-# readiness checks. Does nothing when everything is present; needs root (or sudo) otherwise.
+# librdkafka is built against, Java and Maven for the local broker (Maven also fetches the Schema
+# Registry, whose Java 21 comes from PyPI), kcat and curl for the readiness checks. Does nothing
+# when everything is present; needs root (or sudo) otherwise.
 set -euo pipefail
 
 packages=(build-essential pkg-config cmake libssl-dev zlib1g-dev python3-venv

@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
-# Run every test layer against a real local broker: cargo test (the core's logic), the
-# SQLLogicTest files (the extension, through DuckDB) and pytest (the Python package, end to
-# end). Starts the broker unless one is already up, and stops it afterwards only if it started
-# it. Every layer runs even when an earlier one fails; any failure, or a layer that ran no
-# test, fails the whole run.
+# Run every test layer against a real local broker and Schema Registry: cargo test (the core's
+# logic), the SQLLogicTest files (the extension, through DuckDB) and pytest (the Python package,
+# end to end). Starts the broker and the registry unless they are already up, and stops each
+# afterwards only if it started it. Every layer runs even when an earlier one fails; any failure,
+# or a layer that ran no test, fails the whole run.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 failed=()
 started=0
+registry_started=0
+stop_services() {
+  if [ "$registry_started" = 1 ]; then registry/registry.sh down; fi
+  if [ "$started" = 1 ]; then broker/kafka.sh down; fi
+}
+trap stop_services EXIT
 if ! broker/kafka.sh is-up; then
   broker/kafka.sh up || exit 1
   started=1
 fi
-stop_broker() { if [ "$started" = 1 ]; then broker/kafka.sh down; fi; }
-trap stop_broker EXIT
+if ! registry/registry.sh is-up; then
+  registry/registry.sh up || exit 1
+  registry_started=1
+fi
 
 echo "== cargo test"
 cargo_log=$(mktemp)
