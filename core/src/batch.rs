@@ -33,6 +33,8 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
+use crate::decode::{PayloadDecoders, Side};
+use crate::error::Result;
 use crate::record::Record;
 use crate::resolve::PartitionRange;
 
@@ -67,12 +69,81 @@ pub fn schema() -> SchemaRef {
         .clone()
 }
 
+/// The schema of batches whose keys or values `decoders` decode: `key` and `value` take the
+/// decoded types (always nullable: a null key or a tombstone is NULL), and with
+/// `on_error := 'null'` a `decode_error` utf8 column follows `headers`. Raw decoders give
+/// [`schema`].
+pub fn schema_for(decoders: &PayloadDecoders) -> SchemaRef {
+    if decoders.is_raw() {
+        return schema();
+    }
+    let base = schema();
+    let mut fields: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for (index, side) in [(KEY, Side::Key), (VALUE, Side::Value)] {
+        if let Some(decoder) = decoders.side(side) {
+            fields[index] = Field::new(side.as_str(), decoder.data_type().clone(), true);
+        }
+    }
+    if decoders.has_error_column() {
+        fields.push(Field::new("decode_error", DataType::Utf8, true));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+const KEY: usize = 5;
+const VALUE: usize = 6;
+
+/// Build one batch of `records`, whose `source` fields index `ranges`, decoding keys and
+/// values with `decoders`; the batch has the schema [`schema_for`] gives.
+///
+/// # Errors
+/// Decoding errors (see [`PayloadDecoders::decode`]).
+///
+/// # Panics
+/// If a record's `source` is not an index of `ranges` (a caller bug).
+pub fn decoded_batch(
+    ranges: &[PartitionRange],
+    records: &[Record],
+    decoders: &mut PayloadDecoders,
+) -> Result<RecordBatch> {
+    if decoders.is_raw() {
+        return Ok(records_to_batch(ranges, records));
+    }
+    let key = decoders.side(Side::Key).is_some();
+    let value = decoders.side(Side::Value).is_some();
+    let decoded = decoders.decode(ranges, records, key, value)?;
+    let mut columns = build_columns(ranges, records, !key, !value);
+    if let Some(array) = decoded.key {
+        columns[KEY] = array;
+    }
+    if let Some(array) = decoded.value {
+        columns[VALUE] = array;
+    }
+    if let Some(errors) = decoded.decode_error {
+        columns.push(Arc::new(errors));
+    }
+    Ok(RecordBatch::try_new(schema_for(decoders), columns)
+        .expect("decoded columns match the schema announced for them"))
+}
+
 /// Build one batch of `records`, whose `source` fields index `ranges`. Payload bytes are
 /// copied once, from the records into the Arrow buffers.
 ///
 /// # Panics
 /// If a record's `source` is not an index of `ranges` (a caller bug).
 pub fn records_to_batch(ranges: &[PartitionRange], records: &[Record]) -> RecordBatch {
+    let columns = build_columns(ranges, records, true, true);
+    RecordBatch::try_new(schema(), columns).expect("columns match the kafkars schema")
+}
+
+/// The columns of the kafkars schema; keys and values only when asked for (otherwise an
+/// empty placeholder the caller replaces).
+fn build_columns(
+    ranges: &[PartitionRange],
+    records: &[Record],
+    with_key: bool,
+    with_value: bool,
+) -> Vec<ArrayRef> {
     let rows = records.len();
     let payload = |pick: fn(&Record) -> usize| records.iter().map(pick).sum::<usize>();
     let mut topic = StringBuilder::with_capacity(rows, rows * 16);
@@ -80,9 +151,22 @@ pub fn records_to_batch(ranges: &[PartitionRange], records: &[Record]) -> Record
     let mut offset = Int64Builder::with_capacity(rows);
     let mut timestamp = TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC");
     let mut timestamp_type = StringBuilder::with_capacity(rows, rows * 10);
-    let mut key = BinaryBuilder::with_capacity(rows, payload(|r| r.key().map_or(0, <[u8]>::len)));
-    let mut value =
-        BinaryBuilder::with_capacity(rows, payload(|r| r.value().map_or(0, <[u8]>::len)));
+    let mut key = BinaryBuilder::with_capacity(
+        rows,
+        if with_key {
+            payload(|r| r.key().map_or(0, <[u8]>::len))
+        } else {
+            0
+        },
+    );
+    let mut value = BinaryBuilder::with_capacity(
+        rows,
+        if with_value {
+            payload(|r| r.value().map_or(0, <[u8]>::len))
+        } else {
+            0
+        },
+    );
     let header_builder = StructBuilder::new(
         header_fields(),
         vec![
@@ -101,8 +185,12 @@ pub fn records_to_batch(ranges: &[PartitionRange], records: &[Record]) -> Record
         offset.append_value(record.offset);
         timestamp.append_option(record.timestamp_ms);
         timestamp_type.append_option(record.timestamp_type.map(|t| t.as_str()));
-        key.append_option(record.key());
-        value.append_option(record.value());
+        if with_key {
+            key.append_option(record.key());
+        }
+        if with_value {
+            value.append_option(record.value());
+        }
         let entries = headers.values();
         for header in record.headers() {
             entries
@@ -118,7 +206,7 @@ pub fn records_to_batch(ranges: &[PartitionRange], records: &[Record]) -> Record
         headers.append(true);
     }
 
-    let columns: Vec<ArrayRef> = vec![
+    vec![
         Arc::new(topic.finish()),
         Arc::new(partition.finish()),
         Arc::new(offset.finish()),
@@ -127,8 +215,7 @@ pub fn records_to_batch(ranges: &[PartitionRange], records: &[Record]) -> Record
         Arc::new(key.finish()),
         Arc::new(value.finish()),
         Arc::new(headers.finish()),
-    ];
-    RecordBatch::try_new(schema(), columns).expect("columns match the kafkars schema")
+    ]
 }
 
 #[cfg(test)]

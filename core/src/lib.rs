@@ -50,7 +50,7 @@ mod settings;
 mod topic_name;
 
 pub use decode::{
-    DecodeSpec, DecodedColumns, OnError, PayloadDecoders, PayloadFormat, PayloadSpec,
+    DecodeParameters, DecodeSpec, DecodedColumns, OnError, PayloadDecoders, PayloadFormat, PayloadSpec,
     RegistrySettings, Side,
 };
 pub use error::{Error, Result};

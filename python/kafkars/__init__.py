@@ -24,12 +24,20 @@ from typing import Any
 
 import duckdb
 
-from kafkars._internal import KafkarsError, __version__, librdkafka_version
+from kafkars._internal import (
+    DecodeError,
+    KafkarsError,
+    SchemaRegistryError,
+    __version__,
+    librdkafka_version,
+)
 from kafkars.manager import ConsumerManager, SourceTopic
 
 __all__ = [
     "ConsumerManager",
+    "DecodeError",
     "KafkarsError",
+    "SchemaRegistryError",
     "SourceTopic",
     "__version__",
     "connect",

@@ -7,6 +7,12 @@ __version__: str
 class KafkarsError(Exception):
     """Raised when Kafka can't be read: brokers unreachable, a topic missing, a fetch failing."""
 
+class DecodeError(KafkarsError):
+    """Raised when a key or value can't be decoded with on_error='fail', or a schema can't be used."""
+
+class SchemaRegistryError(KafkarsError):
+    """Raised when the Schema Registry can't be reached or answers with an error."""
+
 def librdkafka_version() -> str:
     """The version of librdkafka compiled into kafkars."""
 
@@ -20,6 +26,21 @@ class RawConsumerManager:
         max_buffer_bytes: int,
         idle_timeout_ms: int,
         timeout_ms: int,
+        *,
+        value_format: str | None = None,
+        key_format: str | None = None,
+        schema_registry: str | None = None,
+        schema_registry_config: list[tuple[str, str]] | None = None,
+        value_schema: str | None = None,
+        key_schema: str | None = None,
+        value_message: str | None = None,
+        key_message: str | None = None,
+        value_subject: str | None = None,
+        key_subject: str | None = None,
+        value_schema_id: int | None = None,
+        key_schema_id: int | None = None,
+        on_error: str | None = None,
+        json_sample_size: int | None = None,
     ) -> None: ...
     def poll(self, timeout_ms: int) -> tuple[object, object]:
         """Arrow C data interface capsules ``(schema, array)`` of a struct array."""

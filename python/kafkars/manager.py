@@ -90,8 +90,40 @@ class ConsumerManager:
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
         idle_timeout_ms: int = DEFAULT_IDLE_TIMEOUT_MS,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        *,
+        value_format: str = "bytes",
+        key_format: str = "bytes",
+        schema_registry: str | None = None,
+        schema_registry_config: Mapping[str, Any] | None = None,
+        value_schema: str | None = None,
+        key_schema: str | None = None,
+        value_message: str | None = None,
+        key_message: str | None = None,
+        value_subject: str | None = None,
+        key_subject: str | None = None,
+        value_schema_id: int | None = None,
+        key_schema_id: int | None = None,
+        on_error: str = "fail",
+        json_sample_size: int = 1_000,
     ) -> None:
         """Resolve every partition's start and stop and begin fetching.
+
+        Keys and values are ``binary`` columns unless ``key_format`` / ``value_format`` says
+        how to decode them (the same parameters as ``kafka_scan``):
+
+        - ``'avro'`` / ``'protobuf'``: Confluent-framed records (byte 0, the 4-byte schema
+          id, the body) decoded with the latest schema of the subject ``<topic>-value``
+          (``-key``) in ``schema_registry`` as the reader schema (``value_subject`` or
+          ``value_schema_id`` choose another), each record's writer schema resolved to it;
+          or with an inline ``value_schema`` (Avro JSON or ``.proto`` text, with
+          ``value_message`` naming the Protobuf message). A record becomes a ``struct``.
+        - ``'json'``: typed by the registry's JSON Schema, an inline JSON Schema, or, with
+          neither, inferred from the first ``json_sample_size`` messages.
+        - ``schema_registry_config``: ``basic.auth.user.info`` (``user:password``),
+          ``ssl.ca.location``, ``timeout.ms``, ...; secrets never appear in errors.
+        - ``on_error``: ``'fail'`` raises :class:`kafkars.DecodeError` naming topic,
+          partition, offset and schema id; ``'null'`` makes the column null and adds a
+          ``decode_error`` string column saying why.
 
         Raises:
             TypeError: if ``config`` is not a mapping of str keys, ``topics`` holds
@@ -100,7 +132,9 @@ class ConsumerManager:
                 timeout out of range, a config value that is None, a property librdkafka
                 doesn't know or refuses, or a config that would commit offsets.
             KafkarsError: if the brokers can't be reached within ``timeout_ms`` or a topic
-                doesn't exist.
+                doesn't exist; :class:`kafkars.SchemaRegistryError` if the registry can't
+                be reached or lacks the subject; :class:`kafkars.DecodeError` if a schema
+                can't be used.
         """
         if not isinstance(config, Mapping):
             raise TypeError(f"config must be a mapping, not {type(config).__name__}")
@@ -124,6 +158,20 @@ class ConsumerManager:
             _positive("max_buffer_bytes", max_buffer_bytes),
             _milliseconds("idle_timeout_ms", idle_timeout_ms),
             _positive("timeout_ms", timeout_ms, MAX_TIMEOUT_MS),
+            value_format=_text("value_format", value_format),
+            key_format=_text("key_format", key_format),
+            schema_registry=_optional_text("schema_registry", schema_registry),
+            schema_registry_config=_registry_config(schema_registry_config),
+            value_schema=_optional_text("value_schema", value_schema),
+            key_schema=_optional_text("key_schema", key_schema),
+            value_message=_optional_text("value_message", value_message),
+            key_message=_optional_text("key_message", key_message),
+            value_subject=_optional_text("value_subject", value_subject),
+            key_subject=_optional_text("key_subject", key_subject),
+            value_schema_id=_optional_int("value_schema_id", value_schema_id),
+            key_schema_id=_optional_int("key_schema_id", key_schema_id),
+            on_error=_text("on_error", on_error),
+            json_sample_size=_positive("json_sample_size", json_sample_size),
         )
 
     def poll(self, timeout_ms: int = 1000) -> pa.RecordBatch:
@@ -213,6 +261,50 @@ def _positive(parameter: str, value: object, maximum: int = _MAX_INT64) -> int:
     if value > maximum:
         raise ValueError(f"invalid {parameter}: expected at most {maximum}, found {value}")
     return value
+
+
+def _text(parameter: str, value: object) -> str:
+    """``value`` checked as a str."""
+    if not isinstance(value, str):
+        raise TypeError(f"{parameter} must be a str, not {type(value).__name__}")
+    return value
+
+
+def _optional_text(parameter: str, value: object) -> str | None:
+    """``value`` checked as a str or None."""
+    return None if value is None else _text(parameter, value)
+
+
+def _optional_int(parameter: str, value: object) -> int | None:
+    """``value`` checked as an int or None (range checks are the engine's)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{parameter} must be an int, not {type(value).__name__}")
+    if not -_MAX_INT64 - 1 <= value <= _MAX_INT64:
+        raise ValueError(f"invalid {parameter}: {value} is out of range")
+    return value
+
+
+def _registry_config(config: object) -> list[tuple[str, str]] | None:
+    """``schema_registry_config`` as (key, value) strings."""
+    if config is None:
+        return None
+    if not isinstance(config, Mapping):
+        raise TypeError(
+            f"schema_registry_config must be a mapping, not {type(config).__name__}"
+        )
+    pairs = []
+    for key, value in config.items():
+        if not isinstance(key, str):
+            raise TypeError(f"schema_registry_config keys must be str, found {key!r}")
+        if value is None:
+            raise ValueError(
+                f"invalid schema_registry_config: '{key}' is None; give it a value or leave "
+                "it out"
+            )
+        pairs.append((key, str(value)))
+    return pairs
 
 
 def _config_key(key: object) -> str:

@@ -22,6 +22,14 @@ fn _internal(module: &Bound<'_, PyModule>) -> PyResult<()> {
         "KafkarsError",
         module.py().get_type::<errors::KafkarsError>(),
     )?;
+    module.add(
+        "DecodeError",
+        module.py().get_type::<errors::DecodeError>(),
+    )?;
+    module.add(
+        "SchemaRegistryError",
+        module.py().get_type::<errors::SchemaRegistryError>(),
+    )?;
     module.add_function(wrap_pyfunction!(librdkafka_version, module)?)?;
     module.add_class::<manager::RawConsumerManager>()?;
     Ok(())

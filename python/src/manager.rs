@@ -9,8 +9,8 @@ use arrow_array::ffi::FFI_ArrowArray;
 use arrow_array::{Array, StructArray};
 use arrow_schema::ffi::FFI_ArrowSchema;
 use kafkars_core::{
-    batch, ClientSettings, Fields, PartitionRange, Record, Scan, ScanOptions, ScanSelection,
-    StartPolicy, TopicSelection,
+    batch, ClientSettings, DecodeParameters, DecodeSpec, Fields, PartitionRange,
+    PayloadDecoders, Record, Scan, ScanOptions, ScanSelection, StartPolicy, TopicSelection,
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -30,13 +30,19 @@ fn open_interruptibly(
     settings: ClientSettings,
     selection: ScanSelection,
     options: ScanOptions,
-) -> PyResult<Scan> {
+    decoding: DecodeSpec,
+) -> PyResult<(Scan, PayloadDecoders)> {
     let (sender, receiver) = mpsc::channel();
     std::thread::Builder::new()
         .name("kafkars-open".into())
         .spawn(move || {
-            // The receiver is gone when the caller was interrupted: nothing to hand over.
-            let _ = sender.send(Scan::open(&settings, &selection, options));
+            // Reader schemas first (a registry that is down fails before any fetching), then
+            // the scan. The receiver is gone when the caller was interrupted.
+            let opened = PayloadDecoders::for_scan(&decoding, &settings, &selection)
+                .and_then(|decoders| {
+                    Scan::open(&settings, &selection, options).map(|scan| (scan, decoders))
+                });
+            let _ = sender.send(opened);
         })
         .map_err(|error| PyRuntimeError::new_err(format!("could not start a thread: {error}")))?;
     let mut receiver = receiver;
@@ -67,6 +73,8 @@ pub struct RawConsumerManager {
     scan: Mutex<Option<Scan>>,
     ranges: Arc<Vec<PartitionRange>>,
     batch_size: usize,
+    /// Decode keys and values into typed columns; taken by the thread that builds a batch.
+    decoders: Mutex<PayloadDecoders>,
 }
 
 #[pymethods]
@@ -76,7 +84,13 @@ impl RawConsumerManager {
     #[new]
     // One argument per keyword of the Python constructor.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (config, topics, cutoff_ms, batch_size, max_buffer_bytes, idle_timeout_ms, timeout_ms))]
+    #[pyo3(signature = (
+        config, topics, cutoff_ms, batch_size, max_buffer_bytes, idle_timeout_ms, timeout_ms,
+        *, value_format=None, key_format=None, schema_registry=None,
+        schema_registry_config=None, value_schema=None, key_schema=None, value_message=None,
+        key_message=None, value_subject=None, key_subject=None, value_schema_id=None,
+        key_schema_id=None, on_error=None, json_sample_size=None
+    ))]
     fn new(
         py: Python<'_>,
         config: HashMap<String, String>,
@@ -86,6 +100,20 @@ impl RawConsumerManager {
         max_buffer_bytes: usize,
         idle_timeout_ms: u64,
         timeout_ms: u64,
+        value_format: Option<String>,
+        key_format: Option<String>,
+        schema_registry: Option<String>,
+        schema_registry_config: Option<Vec<(String, String)>>,
+        value_schema: Option<String>,
+        key_schema: Option<String>,
+        value_message: Option<String>,
+        key_message: Option<String>,
+        value_subject: Option<String>,
+        key_subject: Option<String>,
+        value_schema_id: Option<i64>,
+        key_schema_id: Option<i64>,
+        on_error: Option<String>,
+        json_sample_size: Option<i64>,
     ) -> PyResult<Self> {
         if batch_size == 0 {
             return Err(PyValueError::new_err(
@@ -97,6 +125,24 @@ impl RawConsumerManager {
             .timeout(Duration::from_millis(timeout_ms))
             .build()
             .map_err(to_py)?;
+        let decoding = DecodeParameters {
+            value_format,
+            key_format,
+            schema_registry,
+            schema_registry_config: schema_registry_config.unwrap_or_default(),
+            value_schema,
+            key_schema,
+            value_message,
+            key_message,
+            value_subject,
+            key_subject,
+            value_schema_id,
+            key_schema_id,
+            on_error,
+            json_sample_size,
+        }
+        .into_spec(Some(settings.timeout()))
+        .map_err(to_py)?;
         let topics = topics
             .into_iter()
             .map(|(topic, policy, argument)| {
@@ -124,11 +170,12 @@ impl RawConsumerManager {
             idle_timeout: Duration::from_millis(idle_timeout_ms),
             ordered: true,
         };
-        let scan = open_interruptibly(py, settings, selection, options)?;
+        let (scan, decoders) = open_interruptibly(py, settings, selection, options, decoding)?;
         Ok(Self {
             ranges: Arc::new(scan.ranges().to_vec()),
             scan: Mutex::new(Some(scan)),
             batch_size,
+            decoders: Mutex::new(decoders),
         })
     }
 
@@ -157,13 +204,17 @@ impl RawConsumerManager {
         }
         let ranges = Arc::clone(&self.ranges);
         let (array, schema) = py.detach(|| {
-            let batch = batch::records_to_batch(&ranges, &records);
+            let mut decoders = self
+                .decoders
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let batch = batch::decoded_batch(&ranges, &records, &mut decoders).map_err(to_py)?;
             drop(records);
             let data = StructArray::from(batch).into_data();
-            let schema = FFI_ArrowSchema::try_from(data.data_type());
-            (FFI_ArrowArray::new(&data), schema)
-        });
-        let schema = schema.map_err(|error| PyRuntimeError::new_err(error.to_string()))?;
+            let schema = FFI_ArrowSchema::try_from(data.data_type())
+                .map_err(|error| PyRuntimeError::new_err(error.to_string()))?;
+            Ok::<_, PyErr>((FFI_ArrowArray::new(&data), schema))
+        })?;
         Ok((
             PyCapsule::new_with_value(py, schema, c"arrow_schema")?,
             PyCapsule::new_with_value(py, array, c"arrow_array")?,

@@ -42,6 +42,7 @@ const BATCH_LIMIT: usize = 1 << 30;
 const INLINE: u32 = u32::MAX;
 
 /// How the reader schema was given.
+#[derive(Clone)]
 enum Source {
     /// From a registry: records carry Confluent framing with their writer schema's id.
     Registry(Arc<SchemaRegistry>),
@@ -275,6 +276,31 @@ impl FormatDecoder for AvroDecoder {
             }
         })?;
         Ok(Decoded { array, failures })
+    }
+
+    fn fork(&self) -> Box<dyn FormatDecoder> {
+        // Only the reader's own decoder is rebuilt now; writers are built on first sight.
+        let mut writers = HashMap::new();
+        for (id, writer) in &self.writers {
+            if let Writer::Ready(writer) = writer {
+                if writer.builder_schema == self.reader {
+                    if let Ok(decoder) = build_decoder(*id, &self.reader, &self.reader) {
+                        writers.insert(
+                            *id,
+                            Writer::Ready(WriterDecoder::new(*id, self.reader.clone(), decoder)),
+                        );
+                    }
+                }
+            }
+        }
+        Box::new(Self {
+            source: self.source.clone(),
+            reader: self.reader.clone(),
+            wrapped: self.wrapped,
+            reader_name: self.reader_name.clone(),
+            data_type: self.data_type.clone(),
+            writers,
+        })
     }
 }
 

@@ -29,4 +29,10 @@ impl FormatDecoder for JsonDecoder {
     fn decode(&mut self, payloads: &[Option<&[u8]>]) -> Result<Decoded> {
         Ok(Decoded::all_null(&self.data_type, Vec::new(), payloads.len()))
     }
+
+    fn fork(&self) -> Box<dyn FormatDecoder> {
+        Box::new(Self {
+            data_type: self.data_type.clone(),
+        })
+    }
 }

@@ -27,14 +27,18 @@ mod protobuf;
 pub mod registry;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow_array::builder::StringBuilder;
 use arrow_array::{new_null_array, ArrayRef, StringArray};
 use arrow_schema::DataType;
 
 use crate::error::{Error, Result};
-use crate::record::Record;
+use crate::record::{Fields, Record};
 use crate::resolve::PartitionRange;
+use crate::scan::{Scan, ScanOptions};
+use crate::selection::ScanSelection;
+use crate::settings::ClientSettings;
 
 pub use registry::{RegistrySettings, SchemaRegistry};
 
@@ -302,6 +306,115 @@ impl DecodeSpec {
     }
 }
 
+/// The decoding parameters as both front ends take them (`kafka_scan`'s named parameters,
+/// `ConsumerManager`'s keyword arguments), before they are checked.
+#[derive(Debug, Clone, Default)]
+pub struct DecodeParameters {
+    /// `value_format`: `bytes` (default), `avro`, `protobuf` or `json`.
+    pub value_format: Option<String>,
+    /// `key_format`, likewise.
+    pub key_format: Option<String>,
+    /// `schema_registry`: the registry's base URL.
+    pub schema_registry: Option<String>,
+    /// `schema_registry_config`: client properties (see [`registry`]).
+    pub schema_registry_config: Vec<(String, String)>,
+    /// `value_schema` / `key_schema`: inline schemas.
+    pub value_schema: Option<String>,
+    /// See `value_schema`.
+    pub key_schema: Option<String>,
+    /// `value_message` / `key_message`: Protobuf message names.
+    pub value_message: Option<String>,
+    /// See `value_message`.
+    pub key_message: Option<String>,
+    /// `value_subject` / `key_subject`: registry subjects of the reader schemas.
+    pub value_subject: Option<String>,
+    /// See `value_subject`.
+    pub key_subject: Option<String>,
+    /// `value_schema_id` / `key_schema_id`: registry ids of the reader schemas.
+    pub value_schema_id: Option<i64>,
+    /// See `value_schema_id`.
+    pub key_schema_id: Option<i64>,
+    /// `on_error`: `fail` (default) or `null`.
+    pub on_error: Option<String>,
+    /// `json_sample_size`: messages sampled to infer a JSON type (default 1000).
+    pub json_sample_size: Option<i64>,
+}
+
+impl DecodeParameters {
+    /// Check the parameters and build the spec; `timeout` is the client timeout, which also
+    /// bounds each registry request unless `schema_registry_config` sets `timeout.ms`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming the parameter (see [`DecodeSpec::validate`]).
+    pub fn into_spec(self, timeout: Option<std::time::Duration>) -> Result<DecodeSpec> {
+        let format = |parameter: &str, value: Option<String>| {
+            value.map_or(Ok(PayloadFormat::Bytes), |name| {
+                PayloadFormat::parse(parameter, &name)
+            })
+        };
+        let schema_id = |parameter: &str, id: Option<i64>| -> Result<Option<u32>> {
+            id.map(|id| {
+                u32::try_from(id).map_err(|_| {
+                    invalid(
+                        parameter,
+                        format!("expected a registry schema id from 0 to {}, found {id}", u32::MAX),
+                    )
+                })
+            })
+            .transpose()
+        };
+        let registry = match self.schema_registry {
+            Some(url) => Some(RegistrySettings::new(
+                &url,
+                &self.schema_registry_config,
+                timeout,
+            )?),
+            None if !self.schema_registry_config.is_empty() => {
+                return Err(invalid(
+                    "schema_registry_config",
+                    "it configures the registry client: give schema_registry too".into(),
+                ))
+            }
+            None => None,
+        };
+        let json_sample_size = match self.json_sample_size {
+            None => DEFAULT_JSON_SAMPLE_SIZE,
+            Some(size) => usize::try_from(size)
+                .ok()
+                .filter(|size| *size > 0)
+                .ok_or_else(|| {
+                    invalid(
+                        "json_sample_size",
+                        format!("expected a positive number of messages, found {size}"),
+                    )
+                })?,
+        };
+        let spec = DecodeSpec {
+            key: PayloadSpec {
+                format: format("key_format", self.key_format)?,
+                schema: self.key_schema,
+                message: self.key_message,
+                subject: self.key_subject,
+                schema_id: schema_id("key_schema_id", self.key_schema_id)?,
+            },
+            value: PayloadSpec {
+                format: format("value_format", self.value_format)?,
+                schema: self.value_schema,
+                message: self.value_message,
+                subject: self.value_subject,
+                schema_id: schema_id("value_schema_id", self.value_schema_id)?,
+            },
+            registry,
+            on_error: self
+                .on_error
+                .map_or(Ok(OnError::Fail), |name| OnError::parse(&name))?,
+            json_sample_size,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
 /// One record that could not be decoded, as a format decoder reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Failure {
@@ -342,6 +455,11 @@ pub(crate) trait FormatDecoder: Send {
     /// Only for failures that concern the whole scan (the registry unreachable); a record that
     /// can't be decoded is a [`Failure`], not an error.
     fn decode(&mut self, payloads: &[Option<&[u8]>]) -> Result<Decoded>;
+
+    /// A fresh decoder with the same resolved reader schema (and the same registry client and
+    /// its cache), for another thread of the same scan. Resolves nothing again, so every
+    /// thread decodes into exactly the type bind announced.
+    fn fork(&self) -> Box<dyn FormatDecoder>;
 }
 
 /// The decoder of one side, with its reader type resolved.
@@ -367,6 +485,9 @@ impl PayloadDecoder {
 }
 
 /// The decoders of a scan: what its `key` and `value` columns become.
+///
+/// Resolved once per scan ([`PayloadDecoders::for_scan`]); [`PayloadDecoders::fork`] gives
+/// each reading thread its own decoders of the same types.
 #[derive(Debug)]
 pub struct PayloadDecoders {
     key: Option<PayloadDecoder>,
@@ -432,6 +553,42 @@ impl PayloadDecoders {
             value,
             on_error: spec.on_error,
         })
+    }
+
+    /// Resolve `spec` for a scan of `selection`: the topics' reader schemas, and, for JSON
+    /// without a schema, the type inferred from the first `json_sample_size` messages the
+    /// scan would return (read now, in the scan's order, within the client timeout).
+    ///
+    /// # Errors
+    /// As [`PayloadDecoders::resolve`], and errors of reading the sample.
+    pub fn for_scan(
+        spec: &DecodeSpec,
+        settings: &ClientSettings,
+        selection: &ScanSelection,
+    ) -> Result<Self> {
+        let topics: Vec<String> = selection.topics.iter().map(|t| t.topic.clone()).collect();
+        let mut sample = |side: Side, count: usize| sample_payloads(settings, selection, side, count);
+        Self::resolve(spec, &topics, &mut sample)
+    }
+
+    /// Decoders of the same resolved types for another thread of the same scan.
+    pub fn fork(&self) -> Self {
+        let fork = |decoder: &Option<PayloadDecoder>| {
+            decoder.as_ref().map(|decoder| PayloadDecoder {
+                side: decoder.side,
+                inner: decoder.inner.fork(),
+            })
+        };
+        Self {
+            key: fork(&self.key),
+            value: fork(&self.value),
+            on_error: self.on_error,
+        }
+    }
+
+    /// Whether neither keys nor values are decoded.
+    pub fn is_raw(&self) -> bool {
+        self.key.is_none() && self.value.is_none()
     }
 
     /// The decoder of `side`, if that side is decoded.
@@ -533,6 +690,40 @@ impl PayloadDecoders {
             decode_error,
         })
     }
+}
+
+/// Up to `count` payloads of `side` from the start of a bounded scan of `selection`, in the
+/// scan's order: the sample JSON types are inferred from.
+fn sample_payloads(
+    settings: &ClientSettings,
+    selection: &ScanSelection,
+    side: Side,
+    count: usize,
+) -> Result<Vec<Option<Vec<u8>>>> {
+    let options = ScanOptions {
+        fields: Fields {
+            key: side == Side::Key,
+            value: side == Side::Value,
+            headers: false,
+        },
+        ..ScanOptions::default()
+    };
+    let mut scan = Scan::open(settings, selection, options)?;
+    let deadline = Instant::now() + settings.timeout();
+    let mut sample = Vec::with_capacity(count.min(4096));
+    let mut records = Vec::new();
+    while sample.len() < count && !scan.is_done() && Instant::now() < deadline {
+        records.clear();
+        scan.next_records(count - sample.len(), &mut records, Some(deadline))?;
+        sample.extend(records.iter().map(|record| {
+            match side {
+                Side::Key => record.key(),
+                Side::Value => record.value(),
+            }
+            .map(<[u8]>::to_vec)
+        }));
+    }
+    Ok(sample)
 }
 
 /// What a format decoder needs to resolve its reader schema.

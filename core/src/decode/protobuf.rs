@@ -26,4 +26,10 @@ impl FormatDecoder for ProtobufDecoder {
     fn decode(&mut self, payloads: &[Option<&[u8]>]) -> Result<Decoded> {
         Ok(Decoded::all_null(&self.data_type, Vec::new(), payloads.len()))
     }
+
+    fn fork(&self) -> Box<dyn FormatDecoder> {
+        Box::new(Self {
+            data_type: self.data_type.clone(),
+        })
+    }
 }
