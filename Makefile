@@ -129,7 +129,7 @@ bench: build $(BENCH_STAMP) ## benchmarks vs the limit and the peers; results in
 # --- demo -------------------------------------------------------------------------------------
 
 .PHONY: demo
-demo: build kafka-up ## start a broker, load sample events and run the README's queries
+demo: build kafka-up registry-up ## start a broker, load sample events and run the README's queries
 	scripts/demo.sh
 
 .PHONY: clean

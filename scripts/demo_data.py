@@ -1,7 +1,10 @@
 """Create the demo topics on the local broker and fill them with samples: ``events`` (user
-actions over the last hour) and ``metrics`` (host CPU readings over the last two hours).
+actions over the last hour), ``metrics`` (host CPU readings over the last two hours) and
+``orders`` (Avro records in the Confluent wire format, their schema in the local Schema
+Registry).
 
-Idempotent: a topic that already holds messages is left as it is.
+Idempotent: a topic that already holds messages is left as it is. ``orders`` is written again
+when the registry no longer knows its schema (the local registry keeps schemas in memory).
 """
 
 from __future__ import annotations
@@ -10,11 +13,35 @@ import json
 import random
 import sys
 import time
+import urllib.error
+import urllib.request
+from decimal import Decimal
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 BROKERS = "127.0.0.1:19092"
+REGISTRY = "http://127.0.0.1:18081/apis/ccompat/v7"
+ORDER_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "Order",
+        "namespace": "demo",
+        "fields": [
+            {"name": "order_id", "type": "long"},
+            {"name": "user", "type": "string"},
+            {
+                "name": "amount",
+                "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2},
+            },
+            {"name": "items", "type": {"type": "array", "items": "string"}},
+            {"name": "coupon", "type": ["null", "string"], "default": None},
+        ],
+    }
+)
 ACTIONS = ["view", "click", "add_to_cart", "purchase"]
 HOSTS = ["web-1", "web-2", "db-1"]
 
@@ -52,7 +79,7 @@ def fill(admin: AdminClient, name: str, partitions: int, messages: list) -> None
         producer.produce(
             name,
             key=key,
-            value=json.dumps(value),
+            value=value if isinstance(value, bytes) else json.dumps(value),
             timestamp=timestamp,
             headers=[("source", b"kafkars-demo")],
         )
@@ -60,6 +87,43 @@ def fill(admin: AdminClient, name: str, partitions: int, messages: list) -> None
     if producer.flush(30):
         raise KafkaException(f"could not deliver every message to {name}")
     print(f"produced {len(messages)} messages to '{name}' ({partitions} partitions)")
+
+
+def subject_known(subject: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{REGISTRY}/subjects/{subject}/versions/latest", timeout=10):
+            return True
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return False
+        raise
+
+
+def fill_orders(admin: AdminClient, rng: random.Random, now_ms: int) -> None:
+    """``orders``: Avro values framed by confluent-kafka's AvroSerializer."""
+    if message_count(admin, "orders") and not subject_known("orders-value"):
+        # Written against a registry that has since restarted: its ids mean nothing now.
+        admin.delete_topics(["orders"])["orders"].result(timeout=30)
+        while "orders" in admin.list_topics(timeout=10).topics:
+            time.sleep(0.2)
+    serializer = AvroSerializer(
+        SchemaRegistryClient({"url": REGISTRY, "timeout": 10}),
+        ORDER_SCHEMA,
+        conf={"subject.name.strategy.type": "TOPIC"},
+    )
+    context = SerializationContext("orders", MessageField.VALUE)
+    orders = []
+    for i in range(500):
+        user = f"user-{rng.randrange(20):02d}"
+        order = {
+            "order_id": 1000 + i,
+            "user": user,
+            "amount": Decimal(rng.randrange(100, 50_000)) / 100,
+            "items": rng.sample(["book", "pen", "mug", "lamp", "desk"], rng.randrange(1, 4)),
+            "coupon": rng.choice([None, None, "WELCOME10"]),
+        }
+        orders.append((user, serializer(order, context), now_ms - (500 - i) * 7200))
+    fill(admin, "orders", 2, orders)
 
 
 def main() -> int:
@@ -79,6 +143,7 @@ def main() -> int:
         for host in HOSTS
     ]
     fill(admin, "metrics", 2, metrics)
+    fill_orders(admin, rng, now_ms)
     return 0
 
 
