@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -473,3 +474,60 @@ def consume(
     finally:
         consumer.close()
     return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+# --------------------------------------------------------------------------------------------
+# A registry that wants a password
+# --------------------------------------------------------------------------------------------
+
+
+class BasicAuthRegistry:
+    """The test registry behind HTTP basic auth, on a loopback port of its own.
+
+    The local registry has no users; this proxy answers 401 (with the Confluent-style JSON
+    error body) unless a request carries ``Authorization: Basic`` for ``user:password``, and
+    forwards the others unchanged. Use it as a context manager; ``url`` is its base URL.
+    """
+
+    def __init__(self, user: str, password: str, upstream: str = REGISTRY_URL) -> None:
+        import base64
+        import http.server
+        import threading
+        import urllib.error
+
+        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        prefix = urllib.parse.urlsplit(upstream).path.rstrip("/")
+        origin = upstream[: len(upstream) - len(prefix)] if prefix else upstream
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.headers.get("Authorization") != expected:
+                    self.reply(401, b'{"error_code": 401, "message": "Unauthorized"}')
+                    return
+                try:
+                    with urllib.request.urlopen(origin + self.path, timeout=10) as response:
+                        self.reply(response.status, response.read())
+                except urllib.error.HTTPError as error:
+                    self.reply(error.code, error.read())
+
+            def reply(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{prefix}"
+
+    def __enter__(self) -> BasicAuthRegistry:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -361,7 +361,8 @@ def test_avro_on_error(con, topics, registry: RegistryProducer) -> None:
         (1, None),
         (2, {"id": 3, "nickname": "c"}),
     ]
-    assert rows[0][2] is None and rows[2][2] is None
+    assert rows[0][2] is None
+    assert rows[2][2] is None
     assert "not in the Confluent wire format" in rows[1][2]
 
     with pytest.raises(kafkars.DecodeError, match=rf"topic '{topic}' partition 0 offset 1"):

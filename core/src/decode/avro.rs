@@ -111,6 +111,12 @@ impl AvroDecoder {
             what: reader_name.clone(),
             reason: format!("not valid Avro schema JSON: {error}"),
         })?;
+        check_not_recursive(&json, context.side.as_str(), None, &mut Vec::new()).map_err(
+            |reason| Error::Schema {
+                what: reader_name.clone(),
+                reason,
+            },
+        )?;
         let wrapped = !is_record(&json);
         let reader = if wrapped {
             wrap(&json)
@@ -432,6 +438,75 @@ fn check_type(schema: &RegisteredSchema, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// A record that contains itself (a tree, a linked list) has no column type: a DuckDB STRUCT
+/// cannot nest itself. arrow-avro would say only that it "failed to resolve" the name; this
+/// names the field where the recursion closes.
+fn check_not_recursive(
+    schema: &Json,
+    path: &str,
+    namespace: Option<&str>,
+    open: &mut Vec<String>,
+) -> std::result::Result<(), String> {
+    let full_name = |name: &str, namespace: Option<&str>| match (name.contains('.'), namespace) {
+        (false, Some(namespace)) if !namespace.is_empty() => format!("{namespace}.{name}"),
+        _ => name.to_owned(),
+    };
+    match schema {
+        Json::String(name) => {
+            let full = full_name(name, namespace);
+            if open.iter().any(|open| *open == full || open.rsplit('.').next() == Some(name)) {
+                return Err(format!(
+                    "{path} refers back to record '{name}' that contains it: a recursive type \
+                     has no column type"
+                ));
+            }
+            Ok(())
+        }
+        Json::Array(branches) => branches
+            .iter()
+            .try_for_each(|branch| check_not_recursive(branch, path, namespace, open)),
+        Json::Object(object) => match object.get("type") {
+            Some(Json::String(kind)) if kind == "record" || kind == "error" => {
+                let name = object.get("name").and_then(Json::as_str).unwrap_or("");
+                let namespace = object
+                    .get("namespace")
+                    .and_then(Json::as_str)
+                    .or(if name.contains('.') { None } else { namespace });
+                let full = full_name(name, namespace);
+                let record_namespace = full.rsplit_once('.').map(|(ns, _)| ns.to_owned());
+                open.push(full);
+                let fields = object.get("fields").and_then(Json::as_array);
+                for field in fields.into_iter().flatten() {
+                    let field_name = field.get("name").and_then(Json::as_str).unwrap_or("?");
+                    if let Some(field_type) = field.get("type") {
+                        check_not_recursive(
+                            field_type,
+                            &format!("{path}.{field_name}"),
+                            record_namespace.as_deref(),
+                            open,
+                        )?;
+                    }
+                }
+                open.pop();
+                Ok(())
+            }
+            Some(Json::String(kind)) if kind == "array" => match object.get("items") {
+                Some(items) => check_not_recursive(items, path, namespace, open),
+                None => Ok(()),
+            },
+            Some(Json::String(kind)) if kind == "map" => match object.get("values") {
+                Some(values) => check_not_recursive(values, path, namespace, open),
+                None => Ok(()),
+            },
+            Some(nested @ (Json::Object(_) | Json::Array(_))) => {
+                check_not_recursive(nested, path, namespace, open)
+            }
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
 fn is_record(json: &Json) -> bool {
     json.get("type").and_then(Json::as_str) == Some("record")
 }
@@ -574,6 +649,33 @@ mod tests {
         assert_eq!(decoded.failures.len(), 1);
         assert_eq!(decoded.array.len(), 1);
         assert!(decoded.array.is_null(0));
+    }
+
+    #[test]
+    fn test_avro_recursive_schema_names_field() {
+        let spec = PayloadSpec {
+            format: PayloadFormat::Avro,
+            schema: Some(
+                r#"{"type":"record","name":"Node","namespace":"t","fields":[
+                    {"name":"label","type":"string"},
+                    {"name":"children","type":{"type":"array","items":"Node"}}]}"#
+                    .into(),
+            ),
+            ..PayloadSpec::default()
+        };
+        let topics = vec!["t".to_owned()];
+        let context = ResolveContext {
+            side: Side::Value,
+            spec: &spec,
+            topics: &topics,
+            registry: None,
+            json_sample_size: 10,
+        };
+        let error = AvroDecoder::resolve(&context).err().unwrap().to_string();
+        assert!(
+            error.contains("value.children refers back to record 'Node'"),
+            "{error}"
+        );
     }
 
     #[test]
