@@ -20,11 +20,23 @@ Two kafkars additions:
     partitions (see :func:`testkit.kafka.round_robin`); ``${name}`` then stands for it.
 ``${BROKERS}``
     The test broker's address.
+
+And one for typed payloads, written by confluent-kafka's own serializers:
+
+``produce <name> format=<avro|jsonschema|json|raw> [partitions=<n>]``
+    Create a uniquely named topic (``${name}``) and write the values listed after ``----``,
+    one JSON value per line (``null``: a tombstone), value ``i`` into partition ``i % n`` at
+    2024-01-01 00:00:00 + ``i`` s. The lines before ``----`` are the schema: Avro JSON for
+    ``avro`` (framed by ``AvroSerializer``), a JSON Schema for ``jsonschema`` (framed by
+    ``JSONSerializer``); none for ``json`` (the JSON text as bytes) and ``raw`` (each value
+    must be a JSON string, written as its UTF-8 bytes). ``${REGISTRY}`` is the registry's URL.
 """
 
 from __future__ import annotations
 
 import datetime
+import decimal
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +46,10 @@ import duckdb
 
 import kafkars
 from testkit.kafka import TopicFactory, round_robin
+from testkit.registry import REGISTRY_URL, RegistryProducer
+
+#: 2024-01-01 00:00:00 UTC in ms: produced message ``i`` is stamped ``i`` seconds after it.
+EPOCH_2024_MS = 1_704_067_200_000
 
 
 class SQLLogicTestFailure(AssertionError):
@@ -102,7 +118,7 @@ class SQLLogicTest:
     def __init__(self, path: Path, topics: TopicFactory) -> None:
         self.path = path
         self.topics = topics
-        self.variables = {"BROKERS": topics.brokers}
+        self.variables = {"BROKERS": topics.brokers, "REGISTRY": REGISTRY_URL}
         self.con = duckdb.connect(config={"allow_unsigned_extensions": True})
 
     def run(self) -> int:
@@ -136,6 +152,8 @@ class SQLLogicTest:
             kafkars.load_extension(self.con)
         elif kind == "topic":
             self.create_topic(record)
+        elif kind == "produce":
+            self.produce(record)
         elif kind == "statement":
             self.run_statement(record)
         elif kind == "query":
@@ -153,6 +171,37 @@ class SQLLogicTest:
         self.variables[name] = self.topics.create(
             hint=name, partitions=partitions, messages=round_robin(messages, partitions)
         )
+
+    def produce(self, record: Record) -> None:
+        name, *options = record.header[1:]
+        settings = dict(option.split("=", 1) for option in options)
+        partitions = int(settings.pop("partitions", "1"))
+        kind = settings.pop("format", None)
+        if settings or kind not in {"avro", "jsonschema", "json", "raw"}:
+            raise self.fail(record, f"bad produce options {options}")
+        # Avro decimals want Decimal: JSON numbers with a fraction are read as such (fastavro
+        # writes a Decimal to a float/double field too).
+        parse_float = decimal.Decimal if kind == "avro" else float
+        values = [json.loads(line, parse_float=parse_float) for line in record.expected or []]
+        schema = record.sql
+        topic = self.topics.create(hint=name, partitions=partitions)
+        producer = RegistryProducer(brokers=self.topics.brokers)
+        for partition in range(partitions):
+            indexes = list(range(partition, len(values), partitions))
+            chosen = [values[i] for i in indexes]
+            stamps = [EPOCH_2024_MS + i * 1000 for i in indexes]
+            if not chosen:
+                continue
+            if kind == "avro":
+                producer.produce_avro(topic, schema, chosen, partition=partition, timestamps=stamps)
+            elif kind == "jsonschema":
+                producer.produce_json(topic, schema, chosen, partition=partition, timestamps=stamps)
+            else:
+                encoded = [
+                    None if v is None else (v if kind == "raw" else json.dumps(v)) for v in chosen
+                ]
+                producer.produce_raw(topic, encoded, partition=partition, timestamps=stamps)
+        self.variables[name] = topic
 
     def run_statement(self, record: Record) -> None:
         sql = self.substitute(record.sql)
