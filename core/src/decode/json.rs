@@ -63,7 +63,7 @@ use arrow_schema::extension::{EXTENSION_TYPE_METADATA_KEY, EXTENSION_TYPE_NAME_K
 use arrow_schema::{ArrowError, DataType, Field, FieldRef, Fields, TimeUnit};
 
 use super::framing;
-use super::registry::SchemaRegistry;
+use super::registry::{RegisteredSchema, SchemaRegistry, SchemaType};
 use super::{Decoded, Failure, FormatDecoder, ResolveContext, Side};
 use crate::error::{Error, Result};
 
@@ -110,12 +110,15 @@ impl JsonDecoder {
         Self::infer(context, sample)
     }
 
+    /// The reader schema from the registry, with the schemas it references (by the name
+    /// its `$ref`s use).
     fn from_registry(context: &ResolveContext<'_>, registry: &SchemaRegistry) -> Result<Self> {
-        let _ = (context, registry);
-        Err(super::invalid(
-            "schema_registry",
-            "JSON Schemas from the registry are not supported yet".into(),
-        ))
+        let schema = context.registry_reader_schema(registry)?;
+        let what = format!("schema id {}", schema.id);
+        let root = registry_document(context, &schema, &what)?;
+        let mut documents = HashMap::from([(String::new(), root)]);
+        load_references(context, registry, &schema, &mut documents)?;
+        Self::from_documents(context.side, &documents, what, true)
     }
 
     fn infer(
@@ -231,6 +234,61 @@ impl JsonDecoder {
             reason,
         }
     }
+}
+
+/// The parsed text of a registry schema, which must be a JSON Schema.
+fn registry_document(
+    context: &ResolveContext<'_>,
+    schema: &RegisteredSchema,
+    what: &str,
+) -> Result<Json> {
+    if schema.schema_type != SchemaType::Json {
+        let format = context.side.parameter("format");
+        return Err(schema_error(
+            what,
+            format!(
+                "{format} is 'json', but the registry holds a{} {} schema there: set {format} \
+                 to '{}'",
+                if schema.schema_type == SchemaType::Avro {
+                    "n"
+                } else {
+                    ""
+                },
+                match schema.schema_type {
+                    SchemaType::Avro => "Avro",
+                    SchemaType::Protobuf => "Protobuf",
+                    SchemaType::Json => "JSON",
+                },
+                schema.schema_type.format_name()
+            ),
+        ));
+    }
+    parse_document(schema.schema.as_bytes()).map_err(|reason| schema_error(what, reason))
+}
+
+/// Fetch the schemas `schema` references (and theirs), keyed by reference name.
+fn load_references(
+    context: &ResolveContext<'_>,
+    registry: &SchemaRegistry,
+    schema: &RegisteredSchema,
+    documents: &mut HashMap<String, Json>,
+) -> Result<()> {
+    for reference in &schema.references {
+        if documents.contains_key(&reference.name) {
+            continue;
+        }
+        let version = if reference.version < 0 {
+            "latest".to_owned()
+        } else {
+            reference.version.to_string()
+        };
+        let referenced = registry.version(&reference.subject, &version)?;
+        let what = format!("subject '{}' version {version}", reference.subject);
+        let document = registry_document(context, &referenced, &what)?;
+        documents.insert(reference.name.clone(), document);
+        load_references(context, registry, &referenced, documents)?;
+    }
+    Ok(())
 }
 
 fn schema_error(what: &str, reason: String) -> Error {
@@ -1418,6 +1476,161 @@ mod tests {
             DataType::Struct(fields) => fields,
             other => panic!("expected a struct, found {other}"),
         }
+    }
+
+    /// A Schema Registry on a local port answering GETs from `answers` (path, JSON body);
+    /// anything else is a 404.
+    fn fake_registry(answers: Vec<(String, serde_json::Value)>) -> Arc<SchemaRegistry> {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                let _ = reader.read_line(&mut request);
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                        break;
+                    }
+                }
+                let path = request.split_whitespace().nth(1).unwrap_or_default();
+                let (status, body) = match answers.iter().find(|(known, _)| known == path) {
+                    Some((_, body)) => ("200 OK", body.to_string()),
+                    None => ("404 Not Found", r#"{"error_code": 40401}"#.to_owned()),
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: \
+                     {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        let settings = super::super::RegistrySettings::new(
+            &url,
+            &[],
+            Some(std::time::Duration::from_secs(10)),
+        )
+        .unwrap();
+        Arc::new(SchemaRegistry::connect(settings).unwrap())
+    }
+
+    fn with_registry(registry: Arc<SchemaRegistry>) -> Result<JsonDecoder> {
+        let spec = spec(None);
+        let topics = ["orders".to_owned()];
+        let context = ResolveContext {
+            side: Side::Value,
+            spec: &spec,
+            topics: &topics,
+            registry: Some(registry),
+            json_sample_size: 100,
+        };
+        JsonDecoder::resolve(&context, &mut |_, _| panic!("a registry needs no sample"))
+    }
+
+    #[test]
+    fn test_json_registry_schema_with_references_and_framing() {
+        // Text, not json!: serde_json's maps would sort the properties.
+        let order = r#"{"type": "object", "properties": {
+            "id": {"type": "integer"},
+            "ship_to": {"$ref": "address.json"},
+            "bill_to": {"$ref": "address.json#/definitions/short"}
+        }, "required": ["id"]}"#;
+        let address = r#"{"type": "object", "properties": {"city": {"type": "string"}},
+            "definitions": {"short": {"type": "string"}}}"#;
+        let registry = fake_registry(vec![
+            (
+                "/subjects/orders-value/versions/latest".into(),
+                serde_json::json!({
+                    "subject": "orders-value", "version": 2, "id": 7, "schemaType": "JSON",
+                    "schema": order,
+                    "references": [{"name": "address.json", "subject": "address", "version": 1}]
+                }),
+            ),
+            (
+                "/subjects/address/versions/1".into(),
+                serde_json::json!({
+                    "subject": "address", "version": 1, "id": 3, "schemaType": "JSON",
+                    "schema": address
+                }),
+            ),
+        ]);
+        let mut decoder = with_registry(registry).unwrap();
+        let fields = struct_fields(decoder.data_type());
+        assert_eq!(fields.len(), 3);
+        assert!(!fields[0].is_nullable());
+        assert_eq!(
+            fields[1].data_type(),
+            &DataType::Struct(Fields::from(vec![Field::new("city", DataType::Utf8, true)]))
+        );
+        assert_eq!(fields[2].data_type(), &DataType::Utf8);
+
+        let framed = |id: u8, json: &str| [&[0, 0, 0, 0, id][..], json.as_bytes()].concat();
+        let first = framed(
+            7,
+            r#"{"id": 1, "ship_to": {"city": "Oslo"}, "bill_to": "x"}"#,
+        );
+        // Another writer schema id: JSON needs no writer schema, the reader type decides.
+        let second = framed(8, r#"{"id": 2}"#);
+        let wrong = framed(7, r#"{"ship_to": 1}"#);
+        let decoded = decode(
+            &mut decoder,
+            &[
+                Some(&first),
+                Some(&second),
+                None,
+                Some(br#"{"id": 4}"#),
+                Some(&wrong),
+            ],
+        );
+        assert_eq!(
+            rows(&decoded.array),
+            vec![
+                r#"{"id":1,"ship_to":{"city":"Oslo"},"bill_to":"x"}"#,
+                r#"{"id":2,"ship_to":null,"bill_to":null}"#,
+                "null",
+                "null",
+                "null",
+            ]
+        );
+        assert_eq!(decoded.failures.len(), 2);
+        assert_eq!(decoded.failures[0].row, 3);
+        assert_eq!(decoded.failures[0].schema_id, None);
+        assert!(
+            decoded.failures[0]
+                .reason
+                .contains("not in the Confluent wire format"),
+            "{:?}",
+            decoded.failures
+        );
+        assert_eq!(decoded.failures[1].row, 4);
+        assert_eq!(decoded.failures[1].schema_id, Some(7));
+        assert!(
+            decoded.failures[1]
+                .reason
+                .starts_with("does not match schema id 7: "),
+            "{:?}",
+            decoded.failures
+        );
+    }
+
+    #[test]
+    fn test_json_registry_subject_holds_another_format() {
+        let registry = fake_registry(vec![(
+            "/subjects/orders-value/versions/latest".into(),
+            serde_json::json!({"subject": "orders-value", "version": 1, "id": 4,
+                               "schema": "\"string\""}),
+        )]);
+        let error = with_registry(registry).err().unwrap();
+        assert!(matches!(error, Error::Schema { .. }), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "schema id 4: value_format is 'json', but the registry holds an Avro schema there: \
+             set value_format to 'avro'"
+        );
     }
 
     #[test]
