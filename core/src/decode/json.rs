@@ -37,7 +37,7 @@
 //! Lists of the union of their elements; integers Int64, other numbers Float64 (both in one
 //! field: Float64), strings Utf8, booleans Boolean. A field seen only as `null`, only as `{}`
 //! or with conflicting kinds (a string here, an object there) becomes JSON text, as do values
-//! nested deeper than 32 levels. Payloads that are not JSON are skipped (they fail
+//! nested deeper than [`MAX_INFERRED_DEPTH`]. Payloads that are not JSON are skipped (they fail
 //! later, when decoded). Records after the sample must fit the inferred type exactly: an
 //! unknown field or a value of another kind is a failure naming the reason.
 //!
@@ -121,14 +121,66 @@ impl JsonDecoder {
         Self::from_documents(context.side, &documents, what, true)
     }
 
+    /// The type of the first `json_sample_size` payloads of the scan, as DuckDB's `read_json`
+    /// infers it; later records must fit it exactly.
     fn infer(
         context: &ResolveContext<'_>,
-        _sample: &mut dyn FnMut(Side, usize) -> Result<Vec<Option<Vec<u8>>>>,
+        sample: &mut dyn FnMut(Side, usize) -> Result<Vec<Option<Vec<u8>>>>,
     ) -> Result<Self> {
-        Err(super::invalid(
-            &context.side.parameter("schema"),
-            "a JSON Schema is needed".into(),
-        ))
+        let side = context.side;
+        let what = format!("{} 'json'", side.parameter("format"));
+        let payloads = sample(side, context.json_sample_size)?;
+        let bodies: Vec<Body<'_>> = payloads
+            .iter()
+            .map(|payload| payload.as_deref().map_or(Body::NULL, Body::bare_or_framed))
+            .collect();
+        let nulls = bodies.iter().filter(|body| body.text.is_none()).count();
+        let shape = Arc::new(Mutex::new(Shape::Null));
+        let mut feeder = Feeder::new(
+            Arc::new(Field::new(side.as_str(), DataType::Null, true)),
+            false,
+            Arc::new(ShapeFactory {
+                shape: shape.clone(),
+            }),
+        );
+        let rejected = if bodies.is_empty() {
+            Vec::new()
+        } else {
+            feeder
+                .decode(&bodies)
+                .map_err(|reason| schema_error(&what, reason))?
+                .1
+        };
+        if bodies.len() == nulls + rejected.len() {
+            return Err(schema_error(
+                &what,
+                no_json_reason(side, bodies.len(), nulls, &rejected, &bodies),
+            ));
+        }
+        let shape = std::mem::replace(
+            &mut *shape
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            Shape::Null,
+        );
+        let field = Arc::new(shape.column().field(side.as_str(), true));
+        let feeder = Feeder::new(field, true, Arc::new(JsonFactory::default()));
+        feeder
+            .build(1)
+            .map_err(|reason| schema_error(&what, reason))?;
+        Ok(Self {
+            data_type: feeder.field.data_type().clone(),
+            feeder,
+            framed_only: false,
+            mismatch: format!(
+                "does not fit the type inferred from the first {} messages",
+                payloads.len()
+            ),
+            hint: format!(
+                " (raise json_sample_size, or give {} for a fixed type)",
+                side.parameter("schema")
+            ),
+        })
     }
 
     /// The decoder for the JSON Schema `documents[""]` (other entries: the documents it
@@ -234,6 +286,43 @@ impl JsonDecoder {
             reason,
         }
     }
+}
+
+/// Why nothing could be inferred from a sample without JSON.
+fn no_json_reason(
+    side: Side,
+    sampled: usize,
+    nulls: usize,
+    rejected: &[(usize, Rejection)],
+    bodies: &[Body<'_>],
+) -> String {
+    let found = if sampled == 0 {
+        "the scan has no messages at its start".to_owned()
+    } else {
+        let example = rejected
+            .first()
+            .map(|(row, rejection)| {
+                let text = bodies[*row].text.unwrap_or_default();
+                let reason = match rejection {
+                    Rejection::Syntax(message) | Rejection::Type(message) => message,
+                };
+                format!(
+                    "; the first: {reason} (the payload starts {})",
+                    framing::hex_prefix(text)
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "of the first {sampled} messages, {nulls} are NULL and {} are not JSON{example}",
+            rejected.len()
+        )
+    };
+    format!(
+        "no JSON messages were found to infer the {} type from ({found}): give {} (a JSON \
+         Schema) or schema_registry",
+        side.as_str(),
+        side.parameter("schema")
+    )
 }
 
 /// The parsed text of a registry schema, which must be a JSON Schema.
@@ -1005,6 +1094,171 @@ impl Column {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Inference
+// ---------------------------------------------------------------------------------------------
+
+/// How deep inference follows nested objects and arrays; deeper values become JSON text.
+pub(crate) const MAX_INFERRED_DEPTH: usize = 32;
+
+/// The inferred kind of the values seen at one place.
+#[derive(Debug, Clone, PartialEq)]
+enum Shape {
+    /// Nothing but `null` (or nothing) seen yet.
+    Null,
+    Bool,
+    Int,
+    Float,
+    Str,
+    List(Box<Shape>),
+    Object(ObjectShape),
+    /// Kinds that don't merge: JSON text.
+    Any,
+}
+
+/// An object's keys in order of first appearance, with the shape of each.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct ObjectShape {
+    fields: Vec<(String, Shape)>,
+    index: HashMap<String, usize>,
+}
+
+impl ObjectShape {
+    fn merge_field(&mut self, name: &str, shape: Shape) {
+        match self.index.get(name) {
+            Some(&at) => self.fields[at].1.merge(shape),
+            None => {
+                self.index.insert(name.to_owned(), self.fields.len());
+                self.fields.push((name.to_owned(), shape));
+            }
+        }
+    }
+}
+
+impl Shape {
+    /// Widen to also hold `other`: int and float make float, objects take the union of
+    /// their keys, lists merge their elements, anything else that differs is JSON text.
+    fn merge(&mut self, other: Shape) {
+        let merged = match (std::mem::replace(self, Shape::Null), other) {
+            (Shape::Null, shape) | (shape, Shape::Null) => shape,
+            (Shape::Any, _) | (_, Shape::Any) => Shape::Any,
+            (Shape::Int, Shape::Float) | (Shape::Float, Shape::Int) => Shape::Float,
+            (Shape::List(mut items), Shape::List(more)) => {
+                items.merge(*more);
+                Shape::List(items)
+            }
+            (Shape::Object(mut object), Shape::Object(more)) => {
+                for (name, shape) in more.fields {
+                    object.merge_field(&name, shape);
+                }
+                Shape::Object(object)
+            }
+            (shape, same) if shape == same => shape,
+            _ => Shape::Any,
+        };
+        *self = merged;
+    }
+
+    fn column(&self) -> Column {
+        match self {
+            Shape::Null | Shape::Any => Column::json_text(),
+            Shape::Bool => Column::of(DataType::Boolean),
+            Shape::Int => Column::of(DataType::Int64),
+            Shape::Float => Column::of(DataType::Float64),
+            Shape::Str => Column::of(DataType::Utf8),
+            Shape::List(items) => Column::list(items.column()),
+            // An empty struct has no column type (DuckDB refuses one): `{}` is JSON text.
+            Shape::Object(object) if object.fields.is_empty() => Column::json_text(),
+            Shape::Object(object) => Column::of(DataType::Struct(
+                object
+                    .fields
+                    .iter()
+                    .map(|(name, shape)| shape.column().field(name, true))
+                    .collect(),
+            )),
+        }
+    }
+}
+
+/// The shape of the value at `index`, and the index after it.
+fn shape_of(tape: &Tape<'_>, index: u32, depth: usize) -> Result<(Shape, u32), ArrowError> {
+    let next = tape.next(index, "a JSON value")?;
+    let shape = match tape.get(index) {
+        TapeElement::Null => Shape::Null,
+        TapeElement::True | TapeElement::False => Shape::Bool,
+        TapeElement::String(_) => Shape::Str,
+        TapeElement::Number(s) if is_integer_text(tape.get_string(s)) => Shape::Int,
+        TapeElement::Number(_) | TapeElement::F32(_) | TapeElement::F64(_) => Shape::Float,
+        TapeElement::I32(_) | TapeElement::I64(_) => Shape::Int,
+        TapeElement::StartList(_) | TapeElement::StartObject(_) if depth >= MAX_INFERRED_DEPTH => {
+            Shape::Any
+        }
+        TapeElement::StartList(end) => {
+            let mut items = Shape::Null;
+            let mut cursor = index + 1;
+            while cursor < end {
+                let (item, after) = shape_of(tape, cursor, depth + 1)?;
+                items.merge(item);
+                cursor = after;
+            }
+            Shape::List(Box::new(items))
+        }
+        TapeElement::StartObject(end) => {
+            let mut object = ObjectShape::default();
+            let mut cursor = index + 1;
+            while cursor < end {
+                let TapeElement::String(s) = tape.get(cursor) else {
+                    return Err(tape.error(cursor, "a property name"));
+                };
+                let (value, after) = shape_of(tape, cursor + 1, depth + 1)?;
+                object.merge_field(tape.get_string(s), value);
+                cursor = after;
+            }
+            Shape::Object(object)
+        }
+        _ => return Err(tape.error(index, "a JSON value")),
+    };
+    Ok((shape, next))
+}
+
+/// Hands every sampled value to a [`ShapeDecoder`].
+#[derive(Debug)]
+struct ShapeFactory {
+    shape: Arc<Mutex<Shape>>,
+}
+
+impl DecoderFactory for ShapeFactory {
+    fn make_default_decoder(
+        &self,
+        _ctx: &DecoderContext,
+        _field: &FieldRef,
+        _is_nullable: bool,
+    ) -> Result<Option<Box<dyn ArrayDecoder>>, ArrowError> {
+        Ok(Some(Box::new(ShapeDecoder {
+            shape: self.shape.clone(),
+        })))
+    }
+}
+
+/// Merges the shape of each row into the sample's; returns a Null array.
+struct ShapeDecoder {
+    shape: Arc<Mutex<Shape>>,
+}
+
+impl ArrayDecoder for ShapeDecoder {
+    fn decode(&mut self, tape: &Tape<'_>, pos: &[u32]) -> Result<ArrayRef, ArrowError> {
+        let mut merged = Shape::Null;
+        for &p in pos {
+            merged.merge(shape_of(tape, p, 0)?.0);
+        }
+        self.shape
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .merge(merged);
+        Ok(Arc::new(NullArray::new(pos.len())))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // JSON Schema to Arrow
 // ---------------------------------------------------------------------------------------------
 
@@ -1631,6 +1885,257 @@ mod tests {
             "schema id 4: value_format is 'json', but the registry holds an Avro schema there: \
              set value_format to 'avro'"
         );
+    }
+
+    /// The decoder inferred from `sample` (the value side's first payloads).
+    fn inferred(sample: &[Option<&[u8]>]) -> Result<JsonDecoder> {
+        let spec = spec(None);
+        let context = ResolveContext {
+            side: Side::Value,
+            spec: &spec,
+            topics: &[],
+            registry: None,
+            json_sample_size: 100,
+        };
+        let mut calls = 0;
+        let decoder = JsonDecoder::resolve(&context, &mut |side, n| {
+            calls += 1;
+            assert_eq!((side, n), (Side::Value, 100));
+            Ok(sample.iter().map(|p| p.map(<[u8]>::to_vec)).collect())
+        });
+        assert_eq!(calls, 1);
+        decoder
+    }
+
+    fn inferred_texts(sample: &[Option<&str>]) -> Result<JsonDecoder> {
+        let sample: Vec<Option<&[u8]>> = sample.iter().map(|t| t.map(str::as_bytes)).collect();
+        inferred(&sample)
+    }
+
+    fn json_text_field(name: &str) -> Field {
+        Field::new(name, DataType::Utf8, true).with_metadata(json_metadata())
+    }
+
+    fn list_of(item: DataType) -> DataType {
+        DataType::List(Arc::new(Field::new("item", item, true)))
+    }
+
+    #[test]
+    fn test_json_infer_nested_objects_arrays_nulls_and_numbers() {
+        let decoder = inferred_texts(&[
+            Some(r#"{"id": 1, "user": {"name": "a"}, "scores": [1, 2], "price": 3}"#),
+            None,
+            Some("not json"),
+            Some(r#"{"id": 2, "price": 2.5, "note": null, "scores": []}"#),
+            Some(r#"{"user": {"admin": true}, "items": [{"sku": "x"}, {"qty": 2}]}"#),
+            Some(r#"{"empty": {}, "blank": []}"#),
+        ])
+        .unwrap();
+        let expected = DataType::Struct(Fields::from(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new(
+                "user",
+                DataType::Struct(Fields::from(vec![
+                    Field::new("name", DataType::Utf8, true),
+                    Field::new("admin", DataType::Boolean, true),
+                ])),
+                true,
+            ),
+            Field::new("scores", list_of(DataType::Int64), true),
+            Field::new("price", DataType::Float64, true),
+            json_text_field("note"),
+            Field::new(
+                "items",
+                list_of(DataType::Struct(Fields::from(vec![
+                    Field::new("sku", DataType::Utf8, true),
+                    Field::new("qty", DataType::Int64, true),
+                ]))),
+                true,
+            ),
+            json_text_field("empty"),
+            Field::new(
+                "blank",
+                DataType::List(Arc::new(json_text_field("item"))),
+                true,
+            ),
+        ]));
+        assert_eq!(decoder.data_type(), &expected);
+    }
+
+    #[test]
+    fn test_json_infer_conflicts_become_json_text() {
+        let mut decoder = inferred_texts(&[
+            Some(r#"{"x": 1, "y": [1]}"#),
+            Some(r#"{"x": "one", "y": 2}"#),
+            Some(r#"{"x": {"n": 1}, "y": [true]}"#),
+        ])
+        .unwrap();
+        assert_eq!(
+            decoder.data_type(),
+            &DataType::Struct(Fields::from(vec![
+                json_text_field("x"),
+                json_text_field("y")
+            ]))
+        );
+        let decoded = decode_texts(
+            &mut decoder,
+            &[Some(r#"{"x": [1, {"a": "b"}], "y": null}"#)],
+        );
+        assert_eq!(
+            rows(&decoded.array),
+            vec![r#"{"x":"[1,{\"a\":\"b\"}]","y":null}"#]
+        );
+    }
+
+    #[test]
+    fn test_json_infer_record_that_does_not_fit() {
+        let mut decoder =
+            inferred_texts(&[Some(r#"{"a": 1, "b": {"c": "x"}}"#), Some(r#"{"a": 2}"#)]).unwrap();
+        let decoded = decode_texts(
+            &mut decoder,
+            &[
+                Some(r#"{"a": 3, "b": {"c": "y"}}"#),
+                Some(r#"{"a": "three"}"#),
+                Some(r#"{"a": 4, "z": true}"#),
+                Some(r#"{"b": {"c": "y", "d": 1}}"#),
+                Some(r#"{"a": 5.5}"#),
+                Some("7"),
+                Some(r#"{"a": 6}"#),
+            ],
+        );
+        let reasons = reasons(&decoded);
+        let failed: Vec<usize> = reasons.iter().map(|(row, _)| *row).collect();
+        assert_eq!(failed, vec![1, 2, 3, 4, 5], "{reasons:?}");
+        for (_, reason) in &reasons {
+            assert!(
+                reason.starts_with("does not fit the type inferred from the first 2 messages: "),
+                "{reason}"
+            );
+            assert!(
+                reason.ends_with("(raise json_sample_size, or give value_schema for a fixed type)"),
+                "{reason}"
+            );
+        }
+        assert!(reasons[1].1.contains("'z'"), "{reasons:?}");
+        assert!(reasons[2].1.contains("'d'"), "{reasons:?}");
+        assert_eq!(
+            rows(&decoded.array),
+            vec![
+                r#"{"a":3,"b":{"c":"y"}}"#,
+                "null",
+                "null",
+                "null",
+                "null",
+                "null",
+                r#"{"a":6,"b":null}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn test_json_infer_top_level_scalars_and_arrays() {
+        let decoder = inferred_texts(&[Some("1"), Some("2.5"), Some("null")]).unwrap();
+        assert_eq!(decoder.data_type(), &DataType::Float64);
+        let mut decoder = inferred_texts(&[Some("[1]"), Some("[2, 3]")]).unwrap();
+        assert_eq!(decoder.data_type(), &list_of(DataType::Int64));
+        let decoded = decode_texts(&mut decoder, &[Some("[4]"), Some("[\"x\"]")]);
+        assert_eq!(rows(&decoded.array), vec!["[4]", "null"]);
+        let mut decoder = inferred_texts(&[Some("\"s\""), Some("1")]).unwrap();
+        assert_eq!(decoder.data_type(), &DataType::Utf8);
+        let decoded = decode_texts(&mut decoder, &[Some("{\"a\":1}"), Some("true")]);
+        assert_eq!(rows(&decoded.array), vec![r#""{\"a\":1}""#, r#""true""#]);
+        let decoder = inferred_texts(&[Some("\"s\"")]).unwrap();
+        assert_eq!(decoder.data_type(), &DataType::Utf8);
+    }
+
+    #[test]
+    fn test_json_infer_framed_sample() {
+        let framed = [&[0u8, 0, 0, 0, 5][..], br#"{"a": true}"#].concat();
+        let mut decoder = inferred(&[Some(&framed), Some(br#"{"a": false}"#)]).unwrap();
+        assert_eq!(
+            decoder.data_type(),
+            &DataType::Struct(Fields::from(vec![Field::new("a", DataType::Boolean, true)]))
+        );
+        let decoded = decode(&mut decoder, &[Some(&framed)]);
+        assert_eq!(rows(&decoded.array), vec![r#"{"a":true}"#]);
+    }
+
+    #[test]
+    fn test_json_infer_empty_sample_error() {
+        let error = inferred(&[]).err().unwrap();
+        assert!(matches!(error, Error::Schema { .. }), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "value_format 'json': no JSON messages were found to infer the value type from (the \
+             scan has no messages at its start): give value_schema (a JSON Schema) or \
+             schema_registry"
+        );
+        let error = inferred(&[None, Some(b"abc"), Some(b"{")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.starts_with(
+                "value_format 'json': no JSON messages were found to infer the value type from \
+                 (of the first 3 messages, 1 are NULL and 2 are not JSON; the first: "
+            ),
+            "{error}"
+        );
+        assert!(error.contains("(the payload starts 0x61 62 63)"), "{error}");
+    }
+
+    #[test]
+    fn test_json_infer_deep_nesting_stops_at_json_text() {
+        let depth = 5000;
+        let deep = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        let mut decoder = inferred_texts(&[Some(&deep)]).unwrap();
+        let mut data_type = decoder.data_type().clone();
+        let mut lists = 0;
+        while let DataType::List(item) = data_type {
+            lists += 1;
+            data_type = item.data_type().clone();
+        }
+        assert_eq!(lists, MAX_INFERRED_DEPTH);
+        assert_eq!(data_type, DataType::Utf8);
+        let decoded = decode_texts(&mut decoder, &[Some(&deep)]);
+        assert!(decoded.failures.is_empty(), "{:?}", decoded.failures);
+    }
+
+    #[test]
+    fn test_json_decode_isolates_failures_in_a_large_batch() {
+        let mut decoder =
+            with_schema(r#"{"type": "object", "properties": {"n": {"type": "integer"}}}"#).unwrap();
+        let texts: Vec<String> = (0..1000)
+            .map(|n| match n % 97 {
+                5 => "oops".to_owned(),
+                7 => format!(r#"{{"n": "{n}x"}}"#),
+                _ => format!(r#"{{"n": {n}}}"#),
+            })
+            .collect();
+        let payloads: Vec<Option<&[u8]>> = texts
+            .iter()
+            .enumerate()
+            .map(|(n, text)| (n % 10 != 3).then_some(text.as_bytes()))
+            .collect();
+        let decoded = decode(&mut decoder, &payloads);
+        let failed: Vec<usize> = decoded.failures.iter().map(|f| f.row).collect();
+        let expected: Vec<usize> = (0..1000)
+            .filter(|n| matches!(n % 97, 5 | 7) && n % 10 != 3)
+            .collect();
+        assert_eq!(failed, expected);
+        let values = decoded
+            .array
+            .as_struct()
+            .column(0)
+            .as_primitive::<arrow_array::types::Int64Type>()
+            .clone();
+        for n in 0..1000 {
+            let good = n % 10 != 3 && !matches!(n % 97, 5 | 7);
+            assert_eq!(decoded.array.is_valid(n), good, "row {n}");
+            if good {
+                assert_eq!(values.value(n), n as i64);
+            }
+        }
     }
 
     #[test]
