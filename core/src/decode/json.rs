@@ -24,9 +24,9 @@
 //! | `[T, "null"]`, `oneOf`/`anyOf` of T and `{"type": "null"}`, `nullable: true` | T, nullable |
 //! | `integer` together with `number` | Float64 |
 //! | `enum` / `const` of strings (integers, numbers, booleans) | Utf8 (Int64, Float64, Boolean) |
-//! | `allOf` of objects | Struct of all their properties |
+//! | `allOf` of objects (with the schema's own `properties`) | Struct of all their properties |
 //! | `$ref` to `#/definitions/…`, `#/$defs/…` (any local JSON pointer; registry references by name) | the type it points to; a recursive reference is an error naming the field |
-//! | `{}`, `true`, a union of different types, an object without properties, tuples, `null` alone | Utf8 holding the value's JSON text (field metadata: Arrow's canonical `arrow.json` extension type) |
+//! | `{}`, `true`, a union of different types, an object without properties (or only `patternProperties`), tuples of different types, `null` alone | Utf8 holding the value's JSON text (field metadata: Arrow's canonical `arrow.json` extension type) |
 //!
 //! Properties not in the schema are ignored unless the object says
 //! `additionalProperties: false`; then a record with one is a failure.
@@ -773,13 +773,18 @@ impl ArrayDecoder for IntegerDecoder {
         for &p in pos {
             if let TapeElement::Number(s) = tape.get(p) {
                 let text = tape.get_string(s);
-                if !is_integer_text(text)
-                    && !text
-                        .parse::<f64>()
-                        .is_ok_and(|v| v.fract() == 0.0 && v.abs() < 9.2e18)
-                {
+                if is_integer_text(text) {
+                    continue;
+                }
+                let value = text.parse::<f64>().unwrap_or(f64::NAN);
+                if value.fract() != 0.0 || value.is_nan() {
                     return Err(ArrowError::JsonError(format!(
                         "expected an integer, found {text}"
+                    )));
+                }
+                if value.abs() >= 9.2e18 {
+                    return Err(ArrowError::JsonError(format!(
+                        "{text} is outside the 64-bit integer range"
                     )));
                 }
             }
@@ -1319,6 +1324,9 @@ impl SchemaMapper<'_> {
         let nullable = schema.get("nullable") == Some(&Json::Bool(true));
         let column = if let Some(reference) = schema.get("$ref") {
             self.reference(document, reference, path, depth)?
+        } else if let Some(branches) = schema.get("allOf") {
+            // Before `type`: `{"type": "object", "allOf": [base], "properties": …}` extends base.
+            self.all_of(document, entries, branches, path, depth)?
         } else if let Some(values) = schema.get("enum") {
             let Json::Array(values) = values else {
                 return Err(format!(
@@ -1355,8 +1363,6 @@ impl SchemaMapper<'_> {
                     ))
                 }
             }
-        } else if let Some(branches) = schema.get("allOf") {
-            self.all_of(document, entries, branches, path, depth)?
         } else if let Some(branches) = schema.get("oneOf").or_else(|| schema.get("anyOf")) {
             let Json::Array(branches) = branches else {
                 return Err(format!(
@@ -1404,7 +1410,7 @@ impl SchemaMapper<'_> {
                 Some(Json::String(format)) if format == "date" => Column::of(DataType::Date32),
                 _ => Column::of(DataType::Utf8),
             },
-            "array" => match schema.get("items") {
+            "array" => match schema.get("prefixItems").or_else(|| schema.get("items")) {
                 None | Some(Json::Bool(true)) => Column::list(Column::json_text()),
                 Some(Json::Array(tuple)) => {
                     let mut columns = Vec::with_capacity(tuple.len());
@@ -1519,9 +1525,7 @@ impl SchemaMapper<'_> {
             .filter(|(key, _)| key != "allOf")
             .cloned()
             .collect();
-        if own.iter().any(|(key, _)| key == "properties") {
-            columns.push(self.column(document, &Json::Object(own), path, depth)?);
-        }
+        columns.push(self.column(document, &Json::Object(own), path, depth)?);
         for branch in branches {
             columns.push(self.column(document, branch, path, depth)?);
         }
@@ -1573,7 +1577,18 @@ impl SchemaMapper<'_> {
             ));
         };
         let (name, fragment) = reference.split_once('#').unwrap_or((reference, ""));
-        let target_document = if name.is_empty() { document } else { name };
+        let target_document = if name.is_empty() {
+            document
+        } else {
+            // A document may also be named by its `$id`.
+            self.documents
+                .iter()
+                .find(|(key, root)| {
+                    key.as_str() == name
+                        || matches!(root.get("$id"), Some(Json::String(id)) if id == name)
+                })
+                .map_or(name, |(key, _)| key.as_str())
+        };
         let Some(root) = self.documents.get(target_document) else {
             return Err(format!(
                 "{}: '$ref' '{reference}' refers to another document, and only references \
@@ -2243,6 +2258,37 @@ mod tests {
     }
 
     #[test]
+    fn test_json_schema_all_of_extends_a_base() {
+        let mut decoder = with_schema(
+            r##"{"type": "object",
+                 "allOf": [{"$ref": "#/definitions/base"}, {"required": ["id"]}],
+                 "properties": {"extra": {"type": "boolean"}},
+                 "definitions": {"base": {"type": "object", "properties": {
+                     "id": {"type": "integer"},
+                     "at": {"type": "string", "format": "date-time"}}}}}"##,
+        )
+        .unwrap();
+        let names: Vec<&str> = struct_fields(decoder.data_type())
+            .iter()
+            .map(|field| field.name().as_str())
+            .collect();
+        assert_eq!(names, vec!["extra", "id", "at"]);
+        // A UTC timestamp inside a struct decodes to the field's exact type.
+        let decoded = decode_texts(
+            &mut decoder,
+            &[Some(
+                r#"{"id": 1, "at": "2024-01-01T00:00:00Z", "extra": true}"#,
+            )],
+        );
+        assert!(decoded.failures.is_empty(), "{:?}", decoded.failures);
+        let at = decoded.array.as_struct().column(2);
+        assert_eq!(
+            at.as_primitive::<TimestampMicrosecondType>().value(0),
+            1_704_067_200_000_000
+        );
+    }
+
+    #[test]
     fn test_json_schema_record_that_does_not_match() {
         let mut decoder = with_schema(
             r#"{"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
@@ -2259,11 +2305,16 @@ mod tests {
                 Some(r#"{"id": 1.5}"#),
                 Some(r#"{"id": 6.0}"#),
                 Some(r#"[1, 2]"#),
+                Some(r#"{"id": 10000000000000000000}"#),
             ],
         );
         let failed: Vec<usize> = decoded.failures.iter().map(|f| f.row).collect();
-        assert_eq!(failed, vec![1, 2, 3, 4, 6]);
+        assert_eq!(failed, vec![1, 2, 3, 4, 6, 7]);
         let reasons = reasons(&decoded);
+        assert!(
+            reasons[5].1.contains("outside the 64-bit integer range"),
+            "{reasons:?}"
+        );
         assert!(
             reasons[0].1.starts_with("does not match value_schema: "),
             "{reasons:?}"
@@ -2283,6 +2334,7 @@ mod tests {
                 "null",
                 "null",
                 r#"{"id":6,"name":null}"#,
+                "null",
                 "null",
             ]
         );
@@ -2448,6 +2500,12 @@ mod tests {
             ),
             ("1 2", "value_schema: not valid JSON"),
             ("[1]", "value_schema: at the top level: expected a schema"),
+            (
+                r##"{"$id": "https://x/a.json", "properties": {
+                    "me": {"$ref": "https://x/a.json#/properties/me"}}}"##,
+                "value_schema: at field 'me': '$ref' 'https://x/a.json#/properties/me' is \
+                 recursive",
+            ),
         ] {
             let error = with_schema(schema).err().unwrap();
             assert!(matches!(error, Error::Schema { .. }), "{error:?}");
