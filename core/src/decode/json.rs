@@ -73,6 +73,7 @@ const JSON_EXTENSION: &str = "arrow.json";
 /// How deeply a JSON Schema document may nest.
 const MAX_SCHEMA_DEPTH: usize = 128;
 
+/// Decodes one side's JSON payloads into its resolved Arrow type.
 pub(crate) struct JsonDecoder {
     data_type: DataType,
     feeder: Feeder,
@@ -227,6 +228,15 @@ impl JsonDecoder {
             Rejection::Type(message) => format!("{}: {message}{}", self.mismatch, self.hint),
         }
     }
+
+    /// A batch that could not be decoded at all: no arrow-json decoder for the type, or the
+    /// decoded pieces would not join (neither depends on the records).
+    fn internal_error(&self, reason: String) -> Error {
+        Error::Schema {
+            what: format!("the {} JSON type", self.feeder.field.name()),
+            reason,
+        }
+    }
 }
 
 impl FormatDecoder for JsonDecoder {
@@ -276,15 +286,6 @@ impl FormatDecoder for JsonDecoder {
         }
         failures.sort_by_key(|failure| failure.row);
         Ok(Decoded { array, failures })
-    }
-}
-
-impl JsonDecoder {
-    fn internal_error(&self, reason: String) -> Error {
-        Error::Schema {
-            what: format!("the {} JSON type", self.feeder.field.name()),
-            reason,
-        }
     }
 }
 
@@ -473,10 +474,10 @@ impl Feeder {
         let capacity = bodies.len();
         match self.bulk(bodies, capacity)? {
             Ok(array) => Ok((array, Vec::new())),
-            Err(_) => {
+            Err(rejection) => {
                 let mut rejected = Vec::new();
                 let mut pieces = Vec::new();
-                self.isolate(bodies, 0, capacity, &mut rejected, &mut pieces)?;
+                self.narrow(bodies, 0, capacity, rejection, &mut rejected, &mut pieces)?;
                 let array = if pieces.len() == 1 {
                     pieces.pop().expect("one piece")
                 } else {
@@ -489,7 +490,7 @@ impl Feeder {
         }
     }
 
-    /// Split `bodies` (starting at row `start`) until every failure is one record.
+    /// Decode `bodies` (starting at row `start`), narrowing down failures.
     fn isolate(
         &mut self,
         bodies: &[Body<'_>],
@@ -500,23 +501,36 @@ impl Feeder {
     ) -> Result<(), String> {
         match self.bulk(bodies, capacity)? {
             Ok(array) => pieces.push(array),
-            Err(rejection) if bodies.len() == 1 => {
-                rejected.push((start, rejection));
-                pieces.push(new_null_array(self.field.data_type(), 1));
-            }
-            Err(_) => {
-                let middle = bodies.len() / 2;
-                self.isolate(&bodies[..middle], start, capacity, rejected, pieces)?;
-                self.isolate(
-                    &bodies[middle..],
-                    start + middle,
-                    capacity,
-                    rejected,
-                    pieces,
-                )?;
-            }
+            Err(rejection) => self.narrow(bodies, start, capacity, rejection, rejected, pieces)?,
         }
         Ok(())
+    }
+
+    /// `bodies` failed together with `rejection`: split them until every failure is one
+    /// record (a NULL row), decoding the rest.
+    fn narrow(
+        &mut self,
+        bodies: &[Body<'_>],
+        start: usize,
+        capacity: usize,
+        rejection: Rejection,
+        rejected: &mut Vec<(usize, Rejection)>,
+        pieces: &mut Vec<ArrayRef>,
+    ) -> Result<(), String> {
+        if bodies.len() == 1 {
+            rejected.push((start, rejection));
+            pieces.push(new_null_array(self.field.data_type(), 1));
+            return Ok(());
+        }
+        let middle = bodies.len() / 2;
+        self.isolate(&bodies[..middle], start, capacity, rejected, pieces)?;
+        self.isolate(
+            &bodies[middle..],
+            start + middle,
+            capacity,
+            rejected,
+            pieces,
+        )
     }
 
     /// Decode all of `bodies` in one go. The outer error: no decoder could be built.
