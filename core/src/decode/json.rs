@@ -229,6 +229,24 @@ impl JsonDecoder {
         }
     }
 
+    /// A decoder of the same resolved type for another thread of the scan: shares the
+    /// immutable parts, resolves nothing again, starts with no arrow-json decoder of its own.
+    /// (Main's `FormatDecoder::fork` is `Box::new(self.fork())`.)
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn fork(&self) -> Self {
+        Self {
+            data_type: self.data_type.clone(),
+            feeder: Feeder::new(
+                self.feeder.field.clone(),
+                self.feeder.strict,
+                self.feeder.factory.clone(),
+            ),
+            framed_only: self.framed_only,
+            mismatch: self.mismatch.clone(),
+            hint: self.hint.clone(),
+        }
+    }
+
     /// A batch that could not be decoded at all: no arrow-json decoder for the type, or the
     /// decoded pieces would not join (neither depends on the records).
     fn internal_error(&self, reason: String) -> Error {
@@ -2558,6 +2576,20 @@ mod tests {
         assert_eq!(decoder.data_type(), &DataType::Utf8);
         let decoded = decode_texts(&mut decoder, &[Some(" {\"a\" : [ 1 ] } "), Some("\"s\"")]);
         assert_eq!(rows(&decoded.array), vec![r#""{\"a\":[1]}""#, r#""\"s\"""#]);
+    }
+
+    #[test]
+    fn test_json_fork_decodes_into_the_same_type() {
+        let decoder = with_schema(
+            r#"{"type": "object", "additionalProperties": false,
+                "properties": {"a": {"type": "integer"}}}"#,
+        )
+        .unwrap();
+        let mut fork = decoder.fork();
+        assert_eq!(fork.data_type(), decoder.data_type());
+        let decoded = decode_texts(&mut fork, &[Some(r#"{"a": 1}"#), Some(r#"{"b": 1}"#)]);
+        assert_eq!(rows(&decoded.array), vec![r#"{"a":1}"#, "null"]);
+        assert!(decoded.failures[0].reason.contains("property 'b'"));
     }
 
     #[test]
