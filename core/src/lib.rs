@@ -50,8 +50,8 @@ mod settings;
 mod topic_name;
 
 pub use decode::{
-    DecodeParameters, DecodeSpec, DecodedColumns, OnError, PayloadDecoders, PayloadFormat, PayloadSpec,
-    RegistrySettings, Side,
+    DecodeParameters, DecodeSpec, DecodedColumns, OnError, PayloadDecoders, PayloadFormat,
+    PayloadSpec, RegistrySettings, Side,
 };
 pub use error::{Error, Result};
 pub use fetch::BudgetSplit;

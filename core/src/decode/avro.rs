@@ -118,18 +118,13 @@ impl AvroDecoder {
             },
         )?;
         let wrapped = !is_record(&json);
-        let reader = if wrapped {
-            wrap(&json)
-        } else {
-            text.clone()
-        };
+        let reader = if wrapped { wrap(&json) } else { text.clone() };
         // The reader read as its own writer gives the column type.
-        let decoder = build_decoder(reader_id, &reader, &reader).map_err(|reason| {
-            Error::Schema {
+        let decoder =
+            build_decoder(reader_id, &reader, &reader).map_err(|reason| Error::Schema {
                 what: reader_name.clone(),
                 reason,
-            }
-        })?;
+            })?;
         let schema = decoder.schema();
         let data_type = if wrapped {
             schema.field(0).data_type().clone()
@@ -278,7 +273,9 @@ impl FormatDecoder for AvroDecoder {
         let array = arrow_select::interleave::interleave(&refs, &indices).map_err(|error| {
             Error::Schema {
                 what: self.reader_name.clone(),
-                reason: format!("decoded rows of different writer schemas don't fit together: {error}"),
+                reason: format!(
+                    "decoded rows of different writer schemas don't fit together: {error}"
+                ),
             }
         })?;
         Ok(Decoded { array, failures })
@@ -349,7 +346,11 @@ impl WriterDecoder {
     }
 
     /// Rebuild the decoder and re-decode the rows the old one held.
-    fn recover(&mut self, payloads: &[Option<&[u8]>], reader: &str) -> std::result::Result<(), String> {
+    fn recover(
+        &mut self,
+        payloads: &[Option<&[u8]>],
+        reader: &str,
+    ) -> std::result::Result<(), String> {
         self.decoder = build_decoder(self.id, &self.builder_schema, reader)?;
         let rows = std::mem::take(&mut self.pending);
         if rows.is_empty() {
@@ -454,7 +455,10 @@ fn check_not_recursive(
     match schema {
         Json::String(name) => {
             let full = full_name(name, namespace);
-            if open.iter().any(|open| *open == full || open.rsplit('.').next() == Some(name)) {
+            if open
+                .iter()
+                .any(|open| *open == full || open.rsplit('.').next() == Some(name))
+            {
                 return Err(format!(
                     "{path} refers back to record '{name}' that contains it: a recursive type \
                      has no column type"
@@ -626,7 +630,12 @@ mod tests {
         let decoded = decoder.decode(&[Some(&again)]).unwrap();
         assert!(decoded.failures.is_empty());
         assert_eq!(
-            decoded.array.as_struct().column(0).as_primitive::<Int64Type>().value(0),
+            decoded
+                .array
+                .as_struct()
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .value(0),
             7
         );
     }
@@ -682,7 +691,9 @@ mod tests {
     fn test_avro_malformed_inline_schema() {
         let spec = PayloadSpec {
             format: PayloadFormat::Avro,
-            schema: Some(r#"{"type":"record","name":"X","fields":[{"name":"a","type":"nope"}]}"#.into()),
+            schema: Some(
+                r#"{"type":"record","name":"X","fields":[{"name":"a","type":"nope"}]}"#.into(),
+            ),
             ..PayloadSpec::default()
         };
         let topics = vec!["t".to_owned()];

@@ -105,7 +105,10 @@ mod tests {
     #[test]
     fn test_split_rejects_unframed() {
         let error = split(b"{\"a\": 1}").unwrap_err();
-        assert!(error.contains("not in the Confluent wire format"), "{error}");
+        assert!(
+            error.contains("not in the Confluent wire format"),
+            "{error}"
+        );
         assert!(error.contains("0x7b 22 61"), "{error}");
         assert!(split(&[0, 0, 1]).is_err());
     }
@@ -115,7 +118,10 @@ mod tests {
         // A lone 0: the first message.
         assert_eq!(message_indexes(&[0, 42]).unwrap(), (vec![0], &[42u8][..]));
         // Count 2 (zigzag 4), indexes 1 (2) and 0 (0).
-        assert_eq!(message_indexes(&[4, 2, 0, 7]).unwrap(), (vec![1, 0], &[7u8][..]));
+        assert_eq!(
+            message_indexes(&[4, 2, 0, 7]).unwrap(),
+            (vec![1, 0], &[7u8][..])
+        );
         assert!(message_indexes(&[0x80]).is_err());
         assert!(message_indexes(&[1]).is_err());
     }

@@ -232,7 +232,6 @@ impl JsonDecoder {
     /// A decoder of the same resolved type for another thread of the scan: shares the
     /// immutable parts, resolves nothing again, starts with no arrow-json decoder of its own.
     /// (Main's `FormatDecoder::fork` is `Box::new(self.fork())`.)
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn fork(&self) -> Self {
         Self {
             data_type: self.data_type.clone(),
@@ -260,6 +259,10 @@ impl JsonDecoder {
 impl FormatDecoder for JsonDecoder {
     fn data_type(&self) -> &DataType {
         &self.data_type
+    }
+
+    fn fork(&self) -> Box<dyn FormatDecoder> {
+        Box::new(JsonDecoder::fork(self))
     }
 
     fn decode(&mut self, payloads: &[Option<&[u8]>]) -> Result<Decoded> {
@@ -2675,11 +2678,5 @@ mod tests {
                 "null"
             ]
         );
-    }
-
-    fn fork(&self) -> Box<dyn FormatDecoder> {
-        Box::new(Self {
-            data_type: self.data_type.clone(),
-        })
     }
 }

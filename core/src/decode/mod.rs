@@ -357,7 +357,10 @@ impl DecodeParameters {
                 u32::try_from(id).map_err(|_| {
                     invalid(
                         parameter,
-                        format!("expected a registry schema id from 0 to {}, found {id}", u32::MAX),
+                        format!(
+                            "expected a registry schema id from 0 to {}, found {id}",
+                            u32::MAX
+                        ),
                     )
                 })
             })
@@ -539,9 +542,7 @@ impl PayloadDecoders {
             let inner: Box<dyn FormatDecoder> = match payload.format {
                 PayloadFormat::Bytes => return Ok(None),
                 PayloadFormat::Avro => Box::new(avro::AvroDecoder::resolve(&context)?),
-                PayloadFormat::Protobuf => {
-                    Box::new(protobuf::ProtobufDecoder::resolve(&context)?)
-                }
+                PayloadFormat::Protobuf => Box::new(protobuf::ProtobufDecoder::resolve(&context)?),
                 PayloadFormat::Json => Box::new(json::JsonDecoder::resolve(&context, sample)?),
             };
             Ok(Some(PayloadDecoder { side, inner }))
@@ -567,7 +568,8 @@ impl PayloadDecoders {
         selection: &ScanSelection,
     ) -> Result<Self> {
         let topics: Vec<String> = selection.topics.iter().map(|t| t.topic.clone()).collect();
-        let mut sample = |side: Side, count: usize| sample_payloads(settings, selection, side, count);
+        let mut sample =
+            |side: Side, count: usize| sample_payloads(settings, selection, side, count);
         Self::resolve(spec, &topics, &mut sample)
     }
 
@@ -620,8 +622,8 @@ impl PayloadDecoders {
         let mut errors: Vec<Option<String>> = Vec::new();
         let on_error = self.on_error;
         let decode_side = |decoder: &mut Option<PayloadDecoder>,
-                               wanted: bool,
-                               errors: &mut Vec<Option<String>>|
+                           wanted: bool,
+                           errors: &mut Vec<Option<String>>|
          -> Result<Option<ArrayRef>> {
             let Some(decoder) = decoder.as_mut().filter(|_| wanted) else {
                 return Ok(None);
@@ -835,11 +837,17 @@ mod tests {
         assert!(spec.validate().is_ok());
         spec.value.format = PayloadFormat::Avro;
         let error = spec.validate().unwrap_err().to_string();
-        assert!(error.starts_with("invalid value_format: 'avro' needs a schema"), "{error}");
+        assert!(
+            error.starts_with("invalid value_format: 'avro' needs a schema"),
+            "{error}"
+        );
         spec.value.schema = Some("\"string\"".into());
         spec.registry = Some(registry);
         let error = spec.validate().unwrap_err().to_string();
-        assert!(error.starts_with("invalid value_schema: give either"), "{error}");
+        assert!(
+            error.starts_with("invalid value_schema: give either"),
+            "{error}"
+        );
         spec.registry = None;
         spec.value.message = Some("x.Y".into());
         let error = spec.validate().unwrap_err().to_string();
@@ -847,7 +855,10 @@ mod tests {
         spec.value.message = None;
         spec.key.schema = Some("{}".into());
         let error = spec.validate().unwrap_err().to_string();
-        assert!(error.starts_with("invalid key_schema: key_format is 'bytes'"), "{error}");
+        assert!(
+            error.starts_with("invalid key_schema: key_format is 'bytes'"),
+            "{error}"
+        );
         spec.key.schema = None;
         spec.value.subject = Some("s".into());
         let error = spec.validate().unwrap_err().to_string();

@@ -24,7 +24,11 @@ impl FormatDecoder for ProtobufDecoder {
     }
 
     fn decode(&mut self, payloads: &[Option<&[u8]>]) -> Result<Decoded> {
-        Ok(Decoded::all_null(&self.data_type, Vec::new(), payloads.len()))
+        Ok(Decoded::all_null(
+            &self.data_type,
+            Vec::new(),
+            payloads.len(),
+        ))
     }
 
     fn fork(&self) -> Box<dyn FormatDecoder> {

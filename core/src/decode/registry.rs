@@ -80,7 +80,10 @@ impl RegistrySettings {
         let (scheme, rest) = trimmed.split_once("://").ok_or_else(|| {
             invalid(
                 "schema_registry",
-                format!("expected a URL such as http://host:8081, found '{}'", redact_url(trimmed)),
+                format!(
+                    "expected a URL such as http://host:8081, found '{}'",
+                    redact_url(trimmed)
+                ),
             )
         })?;
         let scheme = scheme.to_ascii_lowercase();
@@ -134,19 +137,20 @@ impl RegistrySettings {
             .map(|s| s.trim().to_ascii_uppercase())
             .unwrap_or_else(|| "USER_INFO".into());
         let user_info = match source.as_str() {
-            "USER_INFO" => values.get("basic.auth.user.info").map(|s| s.to_string()).or(
-                // confluent-kafka takes user info from the URL too when no key is given.
-                user_info.map(percent_decode),
-            ),
+            "USER_INFO" => values
+                .get("basic.auth.user.info")
+                .map(|s| s.to_string())
+                .or(
+                    // confluent-kafka takes user info from the URL too when no key is given.
+                    user_info.map(percent_decode),
+                ),
             "URL" => user_info.map(percent_decode),
-            other => {
-                return Err(invalid(
-                    PARAMETER,
-                    format!(
-                        "'basic.auth.credentials.source' must be 'USER_INFO' or 'URL', found '{other}'"
-                    ),
-                ))
-            }
+            other => return Err(invalid(
+                PARAMETER,
+                format!(
+                    "'basic.auth.credentials.source' must be 'USER_INFO' or 'URL', found '{other}'"
+                ),
+            )),
         };
         if let Some(user_info) = user_info {
             if !user_info.contains(':') {
@@ -345,9 +349,8 @@ impl SchemaRegistry {
         if let Some(schema) = self.cache().get(&id) {
             return Ok(schema.clone());
         }
-        self.try_schema_by_id(id)?.ok_or_else(|| {
-            self.error(format!("schema id {id} not found (HTTP 404)"))
-        })
+        self.try_schema_by_id(id)?
+            .ok_or_else(|| self.error(format!("schema id {id} not found (HTTP 404)")))
     }
 
     /// The schema with global id `id` (cached), or `None` when the registry has no such id:
@@ -360,7 +363,11 @@ impl SchemaRegistry {
         if let Some(schema) = self.cache().get(&id) {
             return Ok(Some(schema.clone()));
         }
-        let Some(body) = self.get(&format!("/schemas/ids/{id}"), &format!("schema id {id}"), true)?
+        let Some(body) = self.get(
+            &format!("/schemas/ids/{id}"),
+            &format!("schema id {id}"),
+            true,
+        )?
         else {
             return Ok(None);
         };
@@ -392,7 +399,9 @@ impl SchemaRegistry {
         } else {
             format!("subject '{subject}' version {version}")
         };
-        let body = self.get(&path, &what, false)?.ok_or_else(|| self.error(format!("{what} not found")))?;
+        let body = self
+            .get(&path, &what, false)?
+            .ok_or_else(|| self.error(format!("{what} not found")))?;
         let schema = Arc::new(self.parse_schema(&body, None)?);
         Ok(self
             .cache()
@@ -411,14 +420,16 @@ impl SchemaRegistry {
     /// `missing_ok`, "not found" is `None` rather than an error.
     fn get(&self, path: &str, what: &str, missing_ok: bool) -> Result<Option<Json>> {
         let url = format!("{}{path}", self.settings.url);
-        let mut request = self
-            .agent
-            .get(&url)
-            .header("Accept", "application/vnd.schemaregistry.v1+json, application/json");
+        let mut request = self.agent.get(&url).header(
+            "Accept",
+            "application/vnd.schemaregistry.v1+json, application/json",
+        );
         if let Some(authorization) = &self.settings.authorization {
             request = request.header("Authorization", authorization);
         }
-        let mut response = request.call().map_err(|error| self.transport_error(error))?;
+        let mut response = request
+            .call()
+            .map_err(|error| self.transport_error(error))?;
         let status = response.status().as_u16();
         let mut text = String::new();
         response
@@ -426,7 +437,9 @@ impl SchemaRegistry {
             .as_reader()
             .take(MAX_RESPONSE_BYTES)
             .read_to_string(&mut text)
-            .map_err(|error| self.error(format!("reading the answer for {what} failed: {error}")))?;
+            .map_err(|error| {
+                self.error(format!("reading the answer for {what} failed: {error}"))
+            })?;
         let json: Option<Json> = serde_json::from_str(&text).ok();
         if status == 404 && missing_ok {
             return Ok(None);
@@ -606,13 +619,16 @@ mod tests {
 
     #[test]
     fn test_settings_url_forms() {
-        let settings = RegistrySettings::new("http://127.0.0.1:18081/apis/ccompat/v7/", &[], None)
-            .unwrap();
+        let settings =
+            RegistrySettings::new("http://127.0.0.1:18081/apis/ccompat/v7/", &[], None).unwrap();
         assert_eq!(settings.url(), "http://127.0.0.1:18081/apis/ccompat/v7");
         let error = RegistrySettings::new("127.0.0.1:8081", &[], None)
             .unwrap_err()
             .to_string();
-        assert!(error.starts_with("invalid schema_registry: expected a URL"), "{error}");
+        assert!(
+            error.starts_with("invalid schema_registry: expected a URL"),
+            "{error}"
+        );
         let error = RegistrySettings::new("ftp://h", &[], None)
             .unwrap_err()
             .to_string();
