@@ -53,7 +53,7 @@ enum Source {
 
 /// A writer schema's decoder, or why it can't be had.
 enum Writer {
-    Ready(WriterDecoder),
+    Ready(Box<WriterDecoder>),
     Unusable(String),
 }
 
@@ -134,7 +134,11 @@ impl AvroDecoder {
         let mut writers = HashMap::new();
         writers.insert(
             reader_id,
-            Writer::Ready(WriterDecoder::new(reader_id, reader.clone(), decoder)),
+            Writer::Ready(Box::new(WriterDecoder::new(
+                reader_id,
+                reader.clone(),
+                decoder,
+            ))),
         );
         Ok(Self {
             source,
@@ -162,7 +166,9 @@ impl AvroDecoder {
                     Ok(()) => match writer_text(&schema.schema, self.wrapped) {
                         Err(reason) => Writer::Unusable(reason),
                         Ok(text) => match build_decoder(id, &text, &self.reader) {
-                            Ok(decoder) => Writer::Ready(WriterDecoder::new(id, text, decoder)),
+                            Ok(decoder) => {
+                                Writer::Ready(Box::new(WriterDecoder::new(id, text, decoder)))
+                            }
                             Err(reason) => Writer::Unusable(format!(
                                 "writer schema id {id} can't be resolved to the {}: {reason}",
                                 self.reader_name
@@ -290,7 +296,11 @@ impl FormatDecoder for AvroDecoder {
                     if let Ok(decoder) = build_decoder(*id, &self.reader, &self.reader) {
                         writers.insert(
                             *id,
-                            Writer::Ready(WriterDecoder::new(*id, self.reader.clone(), decoder)),
+                            Writer::Ready(Box::new(WriterDecoder::new(
+                                *id,
+                                self.reader.clone(),
+                                decoder,
+                            ))),
                         );
                     }
                 }

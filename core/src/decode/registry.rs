@@ -145,12 +145,14 @@ impl RegistrySettings {
                     user_info.map(percent_decode),
                 ),
             "URL" => user_info.map(percent_decode),
-            other => return Err(invalid(
-                PARAMETER,
-                format!(
+            other => {
+                return Err(invalid(
+                    PARAMETER,
+                    format!(
                     "'basic.auth.credentials.source' must be 'USER_INFO' or 'URL', found '{other}'"
                 ),
-            )),
+                ))
+            }
         };
         if let Some(user_info) = user_info {
             if !user_info.contains(':') {
