@@ -121,7 +121,7 @@ $(BENCH_STAMP): bench/requirements.txt
 	touch $@
 
 .PHONY: bench
-bench: build $(BENCH_STAMP) ## benchmarks vs the limit and the peers; results in bench/results (BENCH_ARGS=--quick)
+bench: build registry-up $(BENCH_STAMP) ## benchmarks vs the limit and the peers; results in bench/results (BENCH_ARGS=--quick)
 	$(KAFKA) up
 	cargo build --release --locked -p kafkars-bench-limit
 	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)

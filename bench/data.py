@@ -5,20 +5,72 @@ Every dataset is produced with confluent-kafka at full speed, uncompressed
 2024-01-01 in production order, so a ``lookback`` of a minute never reaches them. A topic is
 reused while its partitions hold exactly the expected messages (the 100-byte set may hold more:
 the latency measurement appends fresh messages to it); otherwise it is deleted and produced again.
+
+The values are random bytes, except in the Avro set: :data:`ORDER_SCHEMA` records, message
+``i`` being :func:`order` ``(i)``, written by confluent-kafka's ``AvroSerializer`` (the Confluent
+wire format: byte 0, the 4-byte schema id, the Avro body) under the subject ``<topic>-value`` of
+the Schema Registry. That registry keeps its schemas in memory, so the Avro set is reused only
+while registering its schema again gives the id framed in its records.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 #: 2024-01-01T00:00:00Z, the first message's timestamp.
 BASE_TIMESTAMP_MS = 1_704_067_200_000
+
+#: The Confluent-compatible API of the local Schema Registry (``make registry-up``).
+REGISTRY_URL = os.environ.get(
+    "KAFKARS_SCHEMA_REGISTRY", "http://127.0.0.1:18081/apis/ccompat/v7"
+).rstrip("/")
+
+#: The Avro set's value schema: 8 fields, a decimal and a timestamp among them.
+ORDER_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "Order",
+        "namespace": "kafkars.bench",
+        "fields": [
+            {"name": "order_id", "type": "long"},
+            {"name": "user", "type": "string"},
+            {
+                "name": "amount",
+                "type": {"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2},
+            },
+            {"name": "quantity", "type": "int"},
+            {"name": "price", "type": "double"},
+            {"name": "created", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "country", "type": "string"},
+            {"name": "flag", "type": "boolean"},
+        ],
+    }
+)
+#: Every value of the Avro set is this long: the 5 bytes of framing, then 6 (order_id) + 66
+#: (user: a SHA-256 in hex) + 4 (amount: 3 bytes of two's complement) + 1 (quantity) + 8
+#: (price) + 6 (created) + 3 (country) + 1 (flag). Producing checks it.
+ORDER_BYTES = 100
+#: ``order_id`` of message 0; ids from here on take 6 bytes as Avro longs.
+ORDER_ID_BASE = 100_000_000_000
+#: Amounts in cents run over [MIN, MAX]: every one takes 3 bytes of two's complement.
+AMOUNT_CENTS_MIN, AMOUNT_CENTS_MAX = 2**15, 2**23 - 1
+USERS = 50_000
+COUNTRIES = ("DE", "FR", "US", "GB", "JP", "BR", "IN", "NL", "ES", "IT", "SE", "PL")
 
 
 @dataclass(frozen=True)
@@ -33,6 +85,8 @@ class Dataset:
     purpose: str
     #: Messages may have been appended after the dataset (the latency measurement does).
     grows: bool = False
+    #: ``"bytes"`` (random bytes) or ``"avro"`` (:func:`order` records, ``size`` bytes each).
+    value_format: str = "bytes"
 
     @property
     def messages(self) -> int:
@@ -52,6 +106,45 @@ class Dataset:
                 for _ in range(share):
                     yield partition
 
+    @property
+    def amount_sum(self) -> Decimal | None:
+        """The sum of ``amount`` over an Avro set's records (None for the others)."""
+        return avro_amount_sum(self.messages) if self.value_format == "avro" else None
+
+
+def amount_cents(i: int) -> int:
+    """Message ``i``'s amount in cents, spread over the 3-byte range."""
+    span = AMOUNT_CENTS_MAX - AMOUNT_CENTS_MIN + 1
+    return AMOUNT_CENTS_MIN + (i * 7919) % span
+
+
+@functools.cache
+def avro_amount_sum(messages: int) -> Decimal:
+    """The sum of ``amount`` over the first ``messages`` records."""
+    return Decimal(sum(amount_cents(i) for i in range(messages))).scaleb(-2)
+
+
+@functools.cache
+def _users() -> tuple[str, ...]:
+    return tuple(hashlib.sha256(f"user-{u}".encode()).hexdigest() for u in range(USERS))
+
+
+def order(i: int) -> dict[str, Any]:
+    """Message ``i`` of the Avro set, as ``AvroSerializer`` takes it. ``created`` is its Kafka
+    timestamp."""
+    cents = amount_cents(i)
+    quantity = 1 + (i * 31) % 63
+    return {
+        "order_id": ORDER_ID_BASE + i,
+        "user": _users()[(i * 7) % USERS],
+        "amount": Decimal(cents).scaleb(-2),
+        "quantity": quantity,
+        "price": round(cents / quantity) / 100,
+        "created": BASE_TIMESTAMP_MS + i,
+        "country": COUNTRIES[i % len(COUNTRIES)],
+        "flag": i % 3 == 0,
+    }
+
 
 def even(total: int, partitions: int = 8) -> tuple[int, ...]:
     return (total // partitions,) * partitions
@@ -62,26 +155,36 @@ def skewed(unit: int, partitions: int = 8, factor: int = 20) -> tuple[int, ...]:
 
 
 def datasets(quick: bool) -> dict[str, Dataset]:
-    """The datasets by role: ``100b``, ``1kb``, ``skew``, ``skew-10x``. Quick mode uses a tenth
-    of each, under other names."""
+    """The datasets by role: ``100b``, ``1kb``, ``skew``, ``skew-10x``, ``avro``. Quick mode
+    uses a tenth of each, under other names."""
     if quick:
-        names, scale = ("bench-quick-100b-200k", "bench-quick-1kb-20k", "bench-quick-skew"), 10
+        names = ("bench-quick-100b-200k", "bench-quick-1kb-20k", "bench-quick-skew")
+        avro, scale = "bench-quick-avro-100k", 10
     else:
-        names, scale = ("bench-100b-2m", "bench-1kb-200k", "bench-skew"), 1
+        names, avro, scale = ("bench-100b-2m", "bench-1kb-200k", "bench-skew"), "bench-avro-1m", 1
     sets = [
         Dataset(names[0], 100, even(2_000_000 // scale), "throughput, small messages", grows=True),
         Dataset(names[1], 1024, even(200_000 // scale), "throughput, 1 KiB"),
         Dataset(names[2], 1024, skewed(10_000 // scale), "throughput and memory, skewed"),
         Dataset(names[2] + "-10x", 1024, skewed(100_000 // scale), "memory growth, skewed x10"),
+        Dataset(
+            avro,
+            ORDER_BYTES,
+            even(1_000_000 // scale),
+            "Avro decoding, Confluent wire format",
+            value_format="avro",
+        ),
     ]
-    return dict(zip(("100b", "1kb", "skew", "skew-10x"), sets, strict=True))
+    return dict(zip(("100b", "1kb", "skew", "skew-10x", "avro"), sets, strict=True))
 
 
 class Broker:
-    """Admin, watermarks and production against one bootstrap address."""
+    """Admin, watermarks and production against one bootstrap address; the Avro set's schemas
+    in the Schema Registry at ``registry``."""
 
-    def __init__(self, brokers: str) -> None:
+    def __init__(self, brokers: str, registry: str = REGISTRY_URL) -> None:
         self.brokers = brokers
+        self.registry = registry.rstrip("/")
         self.admin = AdminClient({"bootstrap.servers": brokers})
 
     def watermarks(self, topic: str) -> dict[int, tuple[int, int]] | None:
@@ -113,9 +216,23 @@ class Broker:
         return True
 
     def ensure(self, dataset: Dataset, log: bool = True) -> float | None:
-        """Produce ``dataset`` unless it is already there; the seconds it took, or None."""
+        """Produce ``dataset`` unless it is already there; the seconds it took, or None.
+
+        An Avro set is there only if the registry still gives its records' schema id to its
+        schema: it keeps schemas in memory, so after a restart the ids framed in the records
+        mean nothing (or another schema)."""
         if self.is_complete(dataset):
-            return None
+            if dataset.value_format != "avro":
+                return None
+            framed, registered = self.framed_schema_id(dataset.name), self.register(dataset)
+            if framed == registered:
+                return None
+            if log:
+                print(
+                    f"{dataset.name}: its records carry schema id {framed}, the registry now "
+                    f"gives its schema id {registered}: producing it again",
+                    flush=True,
+                )
         self.delete(dataset.name)
         self.admin.create_topics([NewTopic(dataset.name, dataset.partitions, 1)])[
             dataset.name
@@ -125,6 +242,12 @@ class Broker:
         seconds = time.perf_counter() - started
         if not self.is_complete(dataset):
             raise RuntimeError(f"{dataset.name} is incomplete after producing it")
+        if dataset.value_format == "avro":
+            framed, registered = self.framed_schema_id(dataset.name), self.register(dataset)
+            if framed != registered:
+                raise RuntimeError(
+                    f"{dataset.name}'s records carry schema id {framed}, not {registered}"
+                )
         if log:
             print(
                 f"produced {dataset.name}: {dataset.messages:,} x {dataset.size} B in "
@@ -158,19 +281,92 @@ class Broker:
         )
 
     def produce(self, dataset: Dataset) -> None:
+        if dataset.value_format == "avro":
+            self._send(dataset.name, self._orders(dataset))
+            return
         value = os.urandom(dataset.size)
         self._send(
             dataset.name,
-            value,
-            ((partition, BASE_TIMESTAMP_MS + i) for i, partition in enumerate(dataset.schedule())),
+            (
+                (partition, BASE_TIMESTAMP_MS + i, value)
+                for i, partition in enumerate(dataset.schedule())
+            ),
         )
 
     def append_fresh(self, topic: str, count: int, size: int, partitions: int) -> None:
         """``count`` messages stamped now, spread over the partitions."""
         now_ms = int(time.time() * 1000)
-        self._send(topic, os.urandom(size), ((i % partitions, now_ms) for i in range(count)))
+        value = os.urandom(size)
+        self._send(topic, ((i % partitions, now_ms, value) for i in range(count)))
 
-    def _send(self, topic: str, value: bytes, messages: Iterator[tuple[int, int]]) -> None:
+    # --- the Avro set ---------------------------------------------------------------------------
+
+    def registry_client(self) -> SchemaRegistryClient:
+        """A confluent-kafka Schema Registry client with a request timeout: the local registry
+        now and then never answers a request on a kept-alive connection."""
+        return SchemaRegistryClient({"url": self.registry, "timeout": 10})
+
+    def register(self, dataset: Dataset) -> int:
+        """Register :data:`ORDER_SCHEMA` under ``<topic>-value`` (a no-op when it is there)
+        and return its id."""
+        try:
+            return self.registry_client().register_schema(
+                f"{dataset.name}-value", Schema(ORDER_SCHEMA, "AVRO")
+            )
+        except Exception as error:
+            raise RuntimeError(
+                f"the Schema Registry at {self.registry} refuses or does not answer ({error}); "
+                "start it with 'make registry-up'"
+            ) from error
+
+    def framed_schema_id(self, topic: str) -> int | None:
+        """The schema id in the Confluent framing of the first message of partition 0 (None
+        when it is not framed)."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.brokers,
+                "group.id": "kafkars-bench-admin",
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            consumer.assign([TopicPartition(topic, 0, 0)])
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                message = consumer.poll(1.0)
+                if message is None:
+                    continue
+                if message.error():
+                    raise KafkaException(message.error())
+                value = message.value() or b""
+                if len(value) < 5 or value[0] != 0:
+                    return None
+                return int(struct.unpack(">I", value[1:5])[0])
+            raise RuntimeError(f"no message from {topic}[0] within 30 s")
+        finally:
+            consumer.close()
+
+    def _orders(self, dataset: Dataset) -> Iterator[tuple[int, int, bytes]]:
+        """(partition, timestamp, value) of each record of an Avro set, its value framed by
+        ``AvroSerializer``, which registers the schema under ``<topic>-value``."""
+        # The TOPIC strategy: the default one first asks the registry for /associations, which
+        # this registry answers with 404 (and now and then not at all).
+        serializer = AvroSerializer(
+            self.registry_client(), ORDER_SCHEMA, conf={"subject.name.strategy.type": "TOPIC"}
+        )
+        context = SerializationContext(dataset.name, MessageField.VALUE)
+        for i, partition in enumerate(dataset.schedule()):
+            record = order(i)
+            value = serializer(record, context)
+            if len(value) != dataset.size:
+                raise RuntimeError(
+                    f"record {i} of {dataset.name} is {len(value)} bytes, not {dataset.size}: "
+                    f"{record}"
+                )
+            yield partition, record["created"], value
+
+    def _send(self, topic: str, messages: Iterator[tuple[int, int, bytes]]) -> None:
+        """Produce (partition, timestamp, value) messages and wait until all are delivered."""
         producer = self.producer()
         errors: list[str] = []
 
@@ -178,7 +374,7 @@ class Broker:
             if error is not None:
                 errors.append(str(error))
 
-        for i, (partition, timestamp) in enumerate(messages):
+        for i, (partition, timestamp, value) in enumerate(messages):
             while True:
                 try:
                     producer.produce(
