@@ -3,17 +3,21 @@
 The harness (bench/run.py) starts this script once per run, with the main venv's Python for the
 kafkars readers and with ``.venv-bench``'s for the peers, so every reader below imports its
 library itself. A reader prints one JSON object: ``messages`` and ``bytes`` (key + value) read,
-``seconds`` from the start of the read to its end, ``baseline_kib`` (the process's resident
-memory just before the read: interpreter, imports, connection) and, for the latency readers,
-``first_row_seconds``, and ``peak_kib``, the process's VmHWM when the read is over.
+``seconds`` from the start of the read to its end, ``cpu_seconds`` the process spent over the
+same span (every thread), ``baseline_kib`` (the process's resident memory just before the read:
+interpreter, imports, connection) and, for the latency readers, ``first_row_seconds``, and
+``peak_kib``, the process's VmHWM when the read is over. The Avro readers also print
+``amount_sum``, the sum of the decoded ``amount`` field, as a decimal string.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 from typing import Any
 
 Params = dict[str, Any]
@@ -42,6 +46,7 @@ class Clock:
     def __init__(self) -> None:
         self.baseline_kib = proc_status_kib("VmRSS")
         self.started = time.perf_counter()
+        self.cpu_started = time.process_time()
         self.first_row: float | None = None
 
     def elapsed(self) -> float:
@@ -61,6 +66,7 @@ class Clock:
             "messages": messages,
             "bytes": payload,
             "seconds": self.elapsed(),
+            "cpu_seconds": time.process_time() - self.cpu_started,
             "baseline_kib": self.baseline_kib,
             "peak_kib": proc_status_kib("VmHWM"),
         }
@@ -82,6 +88,9 @@ def scan_call(params: Params) -> str:
         arguments.append(f"ordered := {'true' if params['ordered'] else 'false'}")
     if params.get("lookback_s") is not None:
         arguments.append(f"lookback := INTERVAL {int(params['lookback_s'])} SECOND")
+    for name in ("value_format", "schema_registry"):
+        if params.get(name) is not None:
+            arguments.append(f"{name} := {sql_string(params[name])}")
     return f"kafka_scan({', '.join(arguments)})"
 
 
@@ -127,6 +136,18 @@ def kafka_scan_count(params: Params) -> Result:
     return clock.result(messages, payload or 0)
 
 
+def kafka_scan_avro(params: Params) -> Result:
+    """Avro values decoded by the scan (``value_format := 'avro'``), their ``amount`` summed
+    by DuckDB."""
+    con = kafkars_connection()
+    query = f"SELECT count(*), sum(value.amount) FROM {scan_call(params)}"
+    clock = Clock()
+    [(messages, amount)] = con.sql(query).fetchall()
+    result = clock.result(messages, None)
+    result["amount_sum"] = str(amount)
+    return result
+
+
 def kafka_scan_arrow(params: Params) -> Result:
     """Every column of every row as Arrow batches in Python, streamed."""
     con = kafkars_connection()
@@ -147,8 +168,9 @@ def _manager_batches(clock: Clock, manager: Any) -> Iterable[Any]:
         clock.check_deadline("the replay")
 
 
-def consumer_manager(params: Params) -> Result:
-    """kafkars' ConsumerManager from earliest (or a lookback), polled until live."""
+def _consumer_manager(params: Params) -> Callable[[], Any]:
+    """What creates kafkars' ConsumerManager from earliest (or a lookback) with the
+    measurement's options; kafkars is imported here, before the clock starts."""
     from kafkars import ConsumerManager, SourceTopic
 
     if params.get("lookback_s") is not None:
@@ -157,15 +179,42 @@ def consumer_manager(params: Params) -> Result:
         source = SourceTopic.from_earliest(params["topic"])
     options = {
         key: params[key]
-        for key in ("batch_size", "max_buffer_bytes")
+        for key in ("batch_size", "max_buffer_bytes", "value_format", "schema_registry")
         if params.get(key) is not None
     }
-    clock = Clock()
-    manager = ConsumerManager(
-        config={"bootstrap.servers": params["brokers"]}, topics=[source], **options
+    return functools.partial(
+        ConsumerManager,
+        config={"bootstrap.servers": params["brokers"]},
+        topics=[source],
+        **options,
     )
-    with manager:
+
+
+def consumer_manager(params: Params) -> Result:
+    """kafkars' ConsumerManager from earliest (or a lookback), polled until live."""
+    create = _consumer_manager(params)
+    clock = Clock()
+    with create() as manager:
         return drain_batches(clock, _manager_batches(clock, manager))
+
+
+def consumer_manager_avro(params: Params) -> Result:
+    """kafkars' ConsumerManager decoding Avro values (``value_format="avro"``), polled until
+    live, each batch's decoded ``amount`` summed with pyarrow.compute."""
+    import pyarrow.compute as pc
+
+    create = _consumer_manager(params)
+    clock = Clock()
+    messages, amount = 0, Decimal(0)
+    with create() as manager:
+        for batch in _manager_batches(clock, manager):
+            clock.saw_rows(batch.num_rows)
+            if batch.num_rows:
+                messages += batch.num_rows
+                amount += pc.sum(batch.column("value").field("amount")).as_py()
+    result = clock.result(messages, None)
+    result["amount_sum"] = str(amount)
+    return result
 
 
 # --- peers (run in .venv-bench) -----------------------------------------------------------------
@@ -194,59 +243,118 @@ def _end_offsets_confluent(consumer: Any, topic: str) -> dict[int, tuple[int, in
     }
 
 
+def _confluent_batches(params: Params) -> Callable[[Clock], Iterator[list[Any]]]:
+    """A read with confluent-kafka's ``consume(num_messages=10000)`` in a loop over every
+    partition of the topic, assigned from its low watermark (no group joined, nothing
+    committed), until each reached its high watermark; it yields the messages of each call,
+    errors and EOF events left out. confluent-kafka is imported here, before the clock starts;
+    the consumer is created when the read starts."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    def read(clock: Clock) -> Iterator[list[Any]]:
+        topic = params["topic"]
+        consumer = Consumer(
+            {
+                "bootstrap.servers": params["brokers"],
+                "group.id": "kafkars-bench",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
+        ranges = _end_offsets_confluent(consumer, topic)
+        remaining = {p for p, (low, high) in ranges.items() if high > low}
+        consumer.assign([TopicPartition(topic, p, ranges[p][0]) for p in remaining])
+        while remaining:
+            batch = consumer.consume(num_messages=10_000, timeout=1.0)
+            rows = []
+            for message in batch:
+                error = message.error()
+                if error is None:
+                    rows.append(message)
+                    if message.offset() + 1 >= ranges[message.partition()][1]:
+                        remaining.discard(message.partition())
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    if message.offset() >= ranges[message.partition()][1]:
+                        remaining.discard(message.partition())
+                else:
+                    raise RuntimeError(f"{topic}[{message.partition()}]: {error}")
+            if rows:
+                yield rows
+            clock.check_deadline("the read")
+        consumer.close()
+
+    return read
+
+
 def confluent_arrow(params: Params) -> Result:
     """confluent-kafka's ``consume(num_messages=10000)`` in a loop, each batch made a
     ``pyarrow.Table`` in the kafkarrow schema."""
     import pyarrow as pa
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-    topic = params["topic"]
+    read = _confluent_batches(params)
     clock = Clock()
-    consumer = Consumer(
-        {
-            "bootstrap.servers": params["brokers"],
-            "group.id": "kafkars-bench",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    ranges = _end_offsets_confluent(consumer, topic)
-    remaining = {p for p, (low, high) in ranges.items() if high > low}
-    consumer.assign([TopicPartition(topic, p, ranges[p][0]) for p in remaining])
     messages = payload = 0
-    while remaining:
-        batch = consumer.consume(num_messages=10_000, timeout=1.0)
-        rows = []
-        for message in batch:
-            error = message.error()
-            if error is None:
-                rows.append(message)
-                if message.offset() + 1 >= ranges[message.partition()][1]:
-                    remaining.discard(message.partition())
-            elif error.code() == KafkaError._PARTITION_EOF:
-                if message.offset() >= ranges[message.partition()][1]:
-                    remaining.discard(message.partition())
-            else:
-                raise RuntimeError(f"{topic}[{message.partition()}]: {error}")
-        if rows:
-            table = pa.table(
-                {
-                    "key": pa.array([m.key() for m in rows], pa.binary()),
-                    "value": pa.array([m.value() for m in rows], pa.binary()),
-                    "topic": pa.array([m.topic() for m in rows], pa.string()),
-                    "partition": pa.array([m.partition() for m in rows], pa.int32()),
-                    "offset": pa.array([m.offset() for m in rows], pa.int64()),
-                    "timestamp": pa.array(
-                        [m.timestamp()[1] for m in rows], pa.timestamp("ms", tz="UTC")
-                    ),
-                }
-            )
-            clock.saw_rows(table.num_rows)
-            messages += table.num_rows
-            payload += batch_payload(table)
-        clock.check_deadline("the read")
-    consumer.close()
+    for rows in read(clock):
+        table = pa.table(
+            {
+                "key": pa.array([m.key() for m in rows], pa.binary()),
+                "value": pa.array([m.value() for m in rows], pa.binary()),
+                "topic": pa.array([m.topic() for m in rows], pa.string()),
+                "partition": pa.array([m.partition() for m in rows], pa.int32()),
+                "offset": pa.array([m.offset() for m in rows], pa.int64()),
+                "timestamp": pa.array(
+                    [m.timestamp()[1] for m in rows], pa.timestamp("ms", tz="UTC")
+                ),
+            }
+        )
+        clock.saw_rows(table.num_rows)
+        messages += table.num_rows
+        payload += batch_payload(table)
     return clock.result(messages, payload)
+
+
+def confluent_avro(params: Params) -> Result:
+    """The Avro peer: confluent-kafka's ``consume(num_messages=10000)`` in a loop, each value
+    through its ``AvroDeserializer`` (the writer schema from the registry), each batch made a
+    ``pyarrow.Table`` of the decoded records with ``Table.from_pylist`` and its ``amount``
+    summed with pyarrow.compute."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    # The record's Arrow schema, as a user who knows the data would give it (inferring it from
+    # the dicts would be slower): the Avro set's Order record (bench/data.py).
+    schema = pa.schema(
+        [
+            ("order_id", pa.int64()),
+            ("user", pa.string()),
+            ("amount", pa.decimal128(12, 2)),
+            ("quantity", pa.int32()),
+            ("price", pa.float64()),
+            ("created", pa.timestamp("ms", tz="UTC")),
+            ("country", pa.string()),
+            ("flag", pa.bool_()),
+        ]
+    )
+    read = _confluent_batches(params)
+    clock = Clock()
+    # The TOPIC strategy and a timeout: see bench/data.py.
+    deserialize = AvroDeserializer(
+        SchemaRegistryClient({"url": params["schema_registry"], "timeout": 10}),
+        conf={"subject.name.strategy.type": "TOPIC"},
+    )
+    context = SerializationContext(params["topic"], MessageField.VALUE)
+    messages, amount = 0, Decimal(0)
+    for rows in read(clock):
+        table = pa.Table.from_pylist([deserialize(m.value(), context) for m in rows], schema=schema)
+        clock.saw_rows(table.num_rows)
+        messages += table.num_rows
+        amount += pc.sum(table["amount"]).as_py()
+    result = clock.result(messages, None)
+    result["amount_sum"] = str(amount)
+    return result
 
 
 def kafka_python(params: Params) -> Result:
@@ -298,10 +406,13 @@ def versions(params: Params) -> Result:
 
 READERS: dict[str, Callable[[Params], Result]] = {
     "kafka_scan_count": kafka_scan_count,
+    "kafka_scan_avro": kafka_scan_avro,
     "kafka_scan_arrow": kafka_scan_arrow,
     "consumer_manager": consumer_manager,
+    "consumer_manager_avro": consumer_manager_avro,
     "kafkarrow_manager": kafkarrow_manager,
     "confluent_arrow": confluent_arrow,
+    "confluent_avro": confluent_avro,
     "kafka_python": kafka_python,
     "versions": versions,
 }
