@@ -113,6 +113,47 @@ def targets(results: dict[str, Any], sets: dict[str, Dataset], budget: int) -> l
                 above=False,
             )
         )
+    return rows + avro_targets(results.get("avro", []), sets["avro"])
+
+
+#: The Avro decoding targets: (reader, label) of our decoding front ends; each must reach
+#: AVRO_PEER_FACTOR x the peer's msgs/s and AVRO_RAW_FLOOR x our raw scan's.
+AVRO_DECODERS = (
+    ("kafka_scan_avro", "kafka_scan value_format := 'avro'"),
+    ("consumer_manager_avro", "ConsumerManager value_format='avro'"),
+)
+AVRO_PEER_FACTOR = 10
+AVRO_RAW_FLOOR = 0.5
+
+
+def avro_targets(entries: list[Entry], dataset: Dataset) -> list[Entry]:
+    rows: list[Entry] = []
+    for key, label in AVRO_DECODERS:
+        entry = find(entries, key, dataset.name)
+        ratio = entry.get("ratio_to_peer") if _ok(entry) else None
+        rows.append(
+            _target(
+                f"{label} >= {AVRO_PEER_FACTOR}x confluent-kafka's AvroDeserializer on "
+                f"{dataset.name}",
+                ratio,
+                AVRO_PEER_FACTOR,
+                f"{ratio:.1f}x" if ratio is not None else "",
+                above=True,
+            )
+        )
+    for key, label in AVRO_DECODERS:
+        entry = find(entries, key, dataset.name)
+        ratio = entry.get("ratio_to_raw") if _ok(entry) else None
+        rows.append(
+            _target(
+                f"{label} >= {AVRO_RAW_FLOOR}x the raw-bytes kafka_scan of the same topic on "
+                f"{dataset.name}",
+                ratio,
+                AVRO_RAW_FLOOR,
+                f"{ratio:.2f}x" if ratio is not None else "",
+                above=True,
+            )
+        )
     return rows
 
 
@@ -193,6 +234,35 @@ def latency_table(entries: list[Entry]) -> list[str]:
     )
 
 
+def avro_table(entries: list[Entry], dataset: Dataset) -> list[str]:
+    title = [
+        f"{dataset.messages:,} Avro records x {dataset.size} B ({dataset.partitions} partitions, "
+        "8 fields with a decimal(12,2) and a timestamp-millis, written by confluent-kafka's "
+        f"AvroSerializer in the Confluent wire format); sum(amount) = {dataset.amount_sum}, "
+        "checked for every decoding reader. `x peer` = msgs/s over confluent-kafka's "
+        "AvroDeserializer's, `x raw` = over the raw-bytes kafka_scan's; CPU s = the reader "
+        "process's CPU time (every thread) over the read.",
+        "",
+    ]
+    return title + _table(
+        "| reader | msgs/s | MB/s | x peer | x raw | median s | CPU s | peak RSS MiB | "
+        "baseline MiB |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        entries,
+        lambda entry: [entry["label"]],
+        lambda entry: [
+            _number(entry["msgs_per_s"]),
+            _number(entry["mb_per_s"], 1),
+            _number(entry.get("ratio_to_peer"), 1),
+            _number(entry.get("ratio_to_raw"), 2),
+            _number(entry["median_seconds"], 2),
+            _number(entry.get("median_cpu_seconds"), 2),
+            _number(entry["peak_rss_mib"]),
+            _number(entry["baseline_rss_mib"]),
+        ],
+    )
+
+
 def markdown(results: dict[str, Any], sets: dict[str, Dataset]) -> str:
     machine = results["machine"]
     lines = [
@@ -219,6 +289,9 @@ def markdown(results: dict[str, Any], sets: dict[str, Dataset]) -> str:
     if results["latency"]:
         lines += ["## First row of a relative scan (lookback 1 minute) on the 100-byte set", ""]
         lines += latency_table(results["latency"])
+    if results.get("avro"):
+        lines += [f"## Avro decoding: {sets['avro'].name}", ""]
+        lines += avro_table(results["avro"], sets["avro"])
     lines += ["## Targets", ""]
     lines += [
         f"- {row['status']}: {row['target']}" + (f": {row['shown']}" if row["shown"] else "")

@@ -2,11 +2,14 @@
 
     .venv-bench/bin/python bench/run.py [--quick] [--runs N] [--readers a,b] [--sections ...]
 
-Produces the datasets once (bench/data.py), then runs every reader of :data:`READERS` on
-every throughput dataset, each run in a fresh process, and takes the median of the runs; then
-the memory measurements (``max_buffer_bytes`` = 64 MiB on the skewed sets) and the first-row
-latency of a ``relative`` start. Writes ``bench/results/<date>[-quick].{json,md,png}`` and prints
-the Markdown table, every figure as a ratio to the limit, and a PASS/MISS line per target.
+Produces the datasets the sections need once (bench/data.py), then runs every reader of
+:data:`READERS` on every throughput dataset, each run in a fresh process, and takes the median
+of the runs; then the memory measurements (``max_buffer_bytes`` = 64 MiB on the skewed sets),
+the first-row latency of a ``relative`` start, and the Avro decoding readers of
+:data:`AVRO_READERS` on the Avro set (its schema in the Schema Registry). Writes
+``bench/results/<date>[-quick].{json,md,png}`` and prints the Markdown tables, every
+throughput figure as a ratio to the limit, every Avro figure as ratios to the Avro peer and to
+the raw scan, and a PASS/MISS line per target.
 
 Payload is key + value bytes; MB is 10^6 bytes; RSS figures are MiB. The kafkars readers run in
 the main venv (``.venv``, where ``make build`` installs kafkars), the peers in ``.venv-bench``.
@@ -26,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # bench/ is not a package: the harness runs as a script and imports its neighbours.
 import report
 from child import proc_status_kib
-from data import Broker, Dataset, datasets
+from data import ORDER_SCHEMA, REGISTRY_URL, Broker, Dataset, datasets
 from report import MIB
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +66,8 @@ class Reader:
     #: The function of bench/child.py (Python readers).
     child: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    #: Decodes the Avro set's values: it is given the registry and must report ``amount_sum``.
+    decodes: bool = False
 
 
 READERS: tuple[Reader, ...] = (
@@ -88,7 +94,45 @@ READERS: tuple[Reader, ...] = (
     Reader("kafka_python", "kafka-python", BENCH, "kafka_python"),
     Reader("kcat", "kcat -C -e -o beginning -q > /dev/null", KCAT),
 )
+#: The Avro decoding readers, on the Avro set: our raw-bytes scan of the same topic (the
+#: reference of the decoded/raw target) and the ConsumerManager's raw read (for comparison), our
+#: two decoding front ends, and the peer, confluent-kafka's AvroDeserializer.
+AVRO_READERS: tuple[Reader, ...] = (
+    Reader(
+        "kafka_scan_raw",
+        "kafka_scan raw bytes -> count(*), sum(octet_length(value))",
+        MAIN,
+        "kafka_scan_count",
+    ),
+    Reader("consumer_manager_raw", "ConsumerManager raw bytes", MAIN, "consumer_manager"),
+    Reader(
+        "kafka_scan_avro",
+        "kafka_scan value_format := 'avro' -> count(*), sum(value.amount)",
+        MAIN,
+        "kafka_scan_avro",
+        {"value_format": "avro"},
+        decodes=True,
+    ),
+    Reader(
+        "consumer_manager_avro",
+        "ConsumerManager value_format='avro', pc.sum of value.amount",
+        MAIN,
+        "consumer_manager_avro",
+        {"value_format": "avro"},
+        decodes=True,
+    ),
+    Reader(
+        "confluent_avro",
+        "confluent-kafka consume(10000) + AvroDeserializer + Table.from_pylist",
+        BENCH,
+        "confluent_avro",
+        decodes=True,
+    ),
+)
 READER_BY_KEY = {reader.key: reader for reader in READERS}
+AVRO_READER_BY_KEY = {reader.key: reader for reader in AVRO_READERS}
+#: The Avro section's references: the peer and our raw-bytes scan of the same topic.
+AVRO_PEER, AVRO_RAW = "confluent_avro", "kafka_scan_raw"
 
 #: (reader, dataset role) pairs of the memory target: the budget, on the skewed sets.
 MEMORY_READERS = ("kafka_scan", "consumer_manager")
@@ -99,7 +143,14 @@ LATENCY_READERS = (
     ("consumer_manager", {"lookback_s": LOOKBACK_S}),
 )
 THROUGHPUT_DATASETS = ("100b", "1kb", "skew")
-SECTIONS = ("throughput", "memory", "latency")
+SECTIONS = ("throughput", "memory", "latency", "avro")
+#: The datasets (roles) each section reads: only those of the chosen sections are produced.
+SECTION_DATASETS = {
+    "throughput": THROUGHPUT_DATASETS,
+    "memory": MEMORY_DATASETS,
+    "latency": ("100b",),
+    "avro": ("avro",),
+}
 
 
 @dataclass
@@ -109,6 +160,8 @@ class Options:
     run_timeout: float
     main_python: Path
     bench_python: Path
+    #: The Schema Registry's Confluent-compatible API, for the Avro readers.
+    registry: str = REGISTRY_URL
 
 
 @dataclass
@@ -217,6 +270,8 @@ def measure(
     """Median of ``options.runs`` runs of one reader on one dataset. A failing run ends the
     measurement, which is then recorded as failed with the error text."""
     params = params or {}
+    if reader.decodes:
+        params = {"schema_registry": options.registry, **params}
     entry: dict[str, Any] = {
         "reader": reader.key,
         "label": reader.label,
@@ -240,7 +295,12 @@ def measure(
                     expected * dataset.size,
                     False,
                 )
-            problem = check_counts(run, expected, dataset, expect_all)
+            if run.get("bytes") is None:
+                # A decoding reader sees records, not bytes: it decoded every value's bytes.
+                run["bytes"] = run["messages"] * dataset.size
+            problem = check_counts(run, expected, dataset, expect_all) or check_amount(
+                run, reader, dataset
+            )
             if problem:
                 raise RuntimeError(problem)
         except Exception as error:  # a failing reader is a result, not a crash
@@ -263,6 +323,17 @@ def check_counts(run: dict[str, Any], expected: int, dataset: Dataset, expect_al
         return f"read {messages} messages, expected at least {FRESH_MESSAGES}"
     if payload is not None and payload != messages * dataset.size:
         return f"read {payload} payload bytes for {messages} messages of {dataset.size} B"
+    return ""
+
+
+def check_amount(run: dict[str, Any], reader: Reader, dataset: Dataset) -> str:
+    """Why a decoding reader's sum of ``amount`` is wrong, or an empty string."""
+    if not reader.decodes:
+        return ""
+    if run.get("amount_sum") is None:
+        return "reported no amount_sum"
+    if Decimal(run["amount_sum"]) != dataset.amount_sum:
+        return f"sum(amount) = {run['amount_sum']}, expected {dataset.amount_sum}"
     return ""
 
 
@@ -290,6 +361,11 @@ def summarize(entry: dict[str, Any]) -> dict[str, Any]:
     firsts = [run["first_row_seconds"] for run in runs if "first_row_seconds" in run]
     if firsts:
         entry["first_row_seconds"] = statistics.median(firsts)
+    cpu = [run["cpu_seconds"] for run in runs if run.get("cpu_seconds") is not None]
+    if len(cpu) == len(runs):
+        entry["median_cpu_seconds"] = statistics.median(cpu)
+    if runs[0].get("amount_sum") is not None:
+        entry["amount_sum"] = runs[0]["amount_sum"]
     return entry
 
 
@@ -314,6 +390,28 @@ def throughput(
         print(f"throughput: {sets[role].name}", flush=True)
         entries.extend(measure(reader, sets[role], broker, options) for reader in readers)
     add_ratios(entries)
+    return entries
+
+
+def add_avro_ratios(entries: list[dict[str, Any]]) -> None:
+    """Each Avro entry's msgs/s as a ratio to the peer's and to our raw scan's."""
+    rates = {entry["reader"]: entry["msgs_per_s"] for entry in entries if entry["status"] == "ok"}
+    for entry in entries:
+        if entry["status"] != "ok":
+            continue
+        if rates.get(AVRO_PEER):
+            entry["ratio_to_peer"] = entry["msgs_per_s"] / rates[AVRO_PEER]
+        if rates.get(AVRO_RAW):
+            entry["ratio_to_raw"] = entry["msgs_per_s"] / rates[AVRO_RAW]
+
+
+def avro(
+    sets: dict[str, Dataset], readers: Sequence[Reader], broker: Broker, options: Options
+) -> list[dict[str, Any]]:
+    dataset = sets["avro"]
+    print(f"avro decoding: {dataset.name}", flush=True)
+    entries = [measure(reader, dataset, broker, options) for reader in readers]
+    add_avro_ratios(entries)
     return entries
 
 
@@ -412,7 +510,7 @@ def versions(options: Options, throughput_entries: list[dict[str, Any]]) -> dict
         ),
         "bench venv": child_versions(
             options.bench_python,
-            ["kafkarrow", "kafka-python", "confluent-kafka", "pyarrow", "matplotlib"],
+            ["kafkarrow", "kafka-python", "confluent-kafka", "fastavro", "pyarrow", "matplotlib"],
         ),
         "limit librdkafka": limit_librdkafka,
         "kcat": tool_version(["kcat", "-V"]),
@@ -431,14 +529,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, help="runs per measurement (default 3, quick 1)")
     parser.add_argument(
         "--readers",
-        help="comma-separated reader keys for the throughput section (default all): "
-        + ", ".join(READER_BY_KEY),
+        help="comma-separated reader keys for the throughput and avro sections (default all): "
+        + ", ".join([*READER_BY_KEY, *AVRO_READER_BY_KEY]),
     )
     parser.add_argument(
         "--sections", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS)
     )
     parser.add_argument(
         "--brokers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    )
+    parser.add_argument(
+        "--schema-registry",
+        default=REGISTRY_URL,
+        help="the Schema Registry's Confluent API, for the avro section (default %(default)s, "
+        "or $KAFKARS_SCHEMA_REGISTRY)",
     )
     parser.add_argument("--run-timeout", type=float, default=900.0, help="seconds per run")
     parser.add_argument("--main-python", type=Path, default=ROOT / ".venv" / "bin" / "python")
@@ -451,11 +555,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; expected some of {list(SECTIONS)}")
     if args.readers:
-        missing = set(args.readers.split(",")) - set(READER_BY_KEY)
+        known = [*READER_BY_KEY, *AVRO_READER_BY_KEY]
+        missing = set(args.readers.split(",")) - set(known)
         if missing:
-            parser.error(
-                f"unknown readers {sorted(missing)}; expected some of {list(READER_BY_KEY)}"
-            )
+            parser.error(f"unknown readers {sorted(missing)}; expected some of {known}")
     if args.runs is not None and args.runs < 1:
         parser.error("--runs must be at least 1")
     return args
@@ -469,9 +572,16 @@ def main(argv: Sequence[str]) -> int:
         run_timeout=args.run_timeout,
         main_python=args.main_python,
         bench_python=args.bench_python,
+        registry=args.schema_registry.rstrip("/"),
     )
     sections = args.sections.split(",")
-    readers = [READER_BY_KEY[key] for key in args.readers.split(",")] if args.readers else READERS
+    chosen = args.readers.split(",") if args.readers else None
+    readers = [READER_BY_KEY[k] for k in chosen if k in READER_BY_KEY] if chosen else READERS
+    avro_readers = (
+        [AVRO_READER_BY_KEY[k] for k in chosen if k in AVRO_READER_BY_KEY]
+        if chosen
+        else AVRO_READERS
+    )
     started = dt.datetime.now(dt.timezone.utc)
     results: dict[str, Any] = {
         "date": started.date().isoformat(),
@@ -485,14 +595,18 @@ def main(argv: Sequence[str]) -> int:
             "RSS": "MiB; peak = the process's VmHWM after the read (kcat: sampled every 20 ms); "
             "baseline = its VmRSS before the read",
             "seconds": "median over the runs, from the start of the read to its last message",
+            "cpu_seconds": "CPU time of the reader's process (every thread) over that span",
         },
         "machine": machine_facts(),
     }
 
-    broker = Broker(options.brokers)
+    broker = Broker(options.brokers, options.registry)
     sets = datasets(args.quick)
+    needed = {role for section in sections for role in SECTION_DATASETS[section]}
     results["datasets"] = {}
     for role, dataset in sets.items():
+        if role not in needed:
+            continue
         produced = broker.ensure(dataset)
         results["datasets"][role] = {
             "topic": dataset.name,
@@ -502,12 +616,21 @@ def main(argv: Sequence[str]) -> int:
             "compression": "none",
             "produced_seconds": produced,
         }
+        if dataset.value_format == "avro":
+            results["datasets"][role].update(
+                value_format="avro, Confluent wire format (confluent-kafka AvroSerializer)",
+                schema=json.loads(ORDER_SCHEMA),
+                schema_id=broker.framed_schema_id(dataset.name),
+                schema_registry=options.registry,
+                amount_sum=str(dataset.amount_sum),
+            )
 
     results["throughput"] = (
         throughput(sets, readers, broker, options) if "throughput" in sections else []
     )
     results["memory"] = memory(sets, broker, options) if "memory" in sections else []
     results["latency"] = latency(sets, broker, options) if "latency" in sections else []
+    results["avro"] = avro(sets, avro_readers, broker, options) if "avro" in sections else []
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     results["versions"] = versions(options, results["throughput"])
