@@ -978,7 +978,16 @@ impl Node {
                 Ok(())
             }
             _ => {
-                let decoded = arrow_select::take::take(values.as_ref(), dictionary.keys(), None)
+                // The keys, clamped into range: `take` checks even the keys of NULL rows.
+                let keys = UInt32Array::new(
+                    dictionary
+                        .normalized_keys()
+                        .into_iter()
+                        .map(|key| key as u32)
+                        .collect(),
+                    dictionary.keys().nulls().cloned(),
+                );
+                let decoded = arrow_select::take::take(values.as_ref(), &keys, None)
                     .map_err(|e| format!("{}: decoding a dictionary: {e}", self.path))?;
                 values_node.write(decoded.as_ref(), vector, at, parent)
             }
@@ -1042,8 +1051,13 @@ impl Node {
                                 .is_none_or(|nulls| nulls.is_valid(position as usize));
                         }
                     }
-                    let gathered = arrow_select::take::take(child.as_ref(), &positions, None)
-                        .map_err(|e| format!("{}: reading a dense union: {e}", self.path))?;
+                    // `take` checks even the positions of rows that select another member.
+                    let gathered = if child.is_empty() {
+                        arrow_array::new_null_array(child.data_type(), len)
+                    } else {
+                        arrow_select::take::take(child.as_ref(), &positions, None)
+                            .map_err(|e| format!("{}: reading a dense union: {e}", self.path))?
+                    };
                     member.write(gathered.as_ref(), member_vector, at, parent)?;
                 }
                 None => {

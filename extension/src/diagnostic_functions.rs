@@ -82,12 +82,13 @@ impl TableFunction for KafkarsArrowIpc {
                 Self::NAME
             ));
         }
-        let mut columns = Vec::with_capacity(schema.fields().len());
+        let mut columns: Vec<Column> = Vec::with_capacity(schema.fields().len());
         let mut writers = Vec::with_capacity(schema.fields().len());
-        for field in schema.fields() {
+        for (index, field) in schema.fields().iter().enumerate() {
             let writer =
                 ColumnWriter::try_new(field).map_err(|e| format!("{}: column {e}", Self::NAME))?;
-            columns.push(Column::new(field.name().clone(), writer.logical_type()));
+            let name = column_name(field.name(), index, &columns);
+            columns.push(Column::new(name, writer.logical_type()));
             writers.push(writer);
         }
         Ok((columns, IpcRequest { data, writers }))
@@ -138,4 +139,27 @@ impl TableFunction for KafkarsArrowIpc {
         }
         Ok(())
     }
+}
+
+/// A result column's name: the field's, made unique as DuckDB's own Arrow reader does (a
+/// repeated name gets `_1`, `_2`, … and an empty one `v<index>`); DuckDB refuses a table
+/// function whose column names repeat, ignoring case.
+fn column_name(name: &str, index: usize, taken: &[Column]) -> String {
+    let is_taken = |candidate: &str| {
+        taken
+            .iter()
+            .any(|column| column.name.eq_ignore_ascii_case(candidate))
+    };
+    let base = if name.is_empty() {
+        format!("v{index}")
+    } else {
+        name.to_owned()
+    };
+    if !is_taken(&base) {
+        return base;
+    }
+    (1..)
+        .map(|n| format!("{base}_{n}"))
+        .find(|candidate| !is_taken(candidate))
+        .unwrap_or(base)
 }
