@@ -7,7 +7,9 @@
 //! from 1.5.6 on, the Python 2.0 package included. The loadable file is this cdylib with
 //! DuckDB's metadata footer appended by `extension/package.py`.
 
+mod arrow;
 mod capi;
+mod diagnostic_functions;
 mod metadata_functions;
 mod params;
 mod rows;
@@ -71,7 +73,8 @@ unsafe fn init(
     let registered = capi::register::<metadata_functions::KafkaTopics>(connection)
         .and_then(|()| capi::register::<metadata_functions::KafkaPartitions>(connection))
         .and_then(|()| capi::register::<scan_functions::KafkaScan>(connection))
-        .and_then(|()| capi::register::<scan_functions::KafkaOffsets>(connection));
+        .and_then(|()| capi::register::<scan_functions::KafkaOffsets>(connection))
+        .and_then(|()| capi::register::<diagnostic_functions::KafkarsArrowIpc>(connection));
     ffi::duckdb_disconnect(&mut connection);
     registered.map(|()| true)
 }

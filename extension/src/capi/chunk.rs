@@ -78,6 +78,56 @@ impl Vector {
         Vector(unsafe { ffi::duckdb_struct_vector_get_child(self.0, index as ffi::idx_t) })
     }
 
+    /// The start of the vector's data, as an array of `T`.
+    ///
+    /// # Safety
+    /// `T` must be the physical type of the vector (`i32` for INTEGER and DATE, `i64` for
+    /// BIGINT, TIME and TIMESTAMP, `u8` for BOOLEAN, [`ffi::duckdb_interval`] for INTERVAL, a
+    /// 16-byte little-endian integer for HUGEINT, UUID and wide DECIMAL), and the caller
+    /// stays below the vector's capacity. It may not be aligned for 16-byte `T`: use
+    /// unaligned writes there.
+    pub unsafe fn data<T>(&self) -> *mut T {
+        ffi::duckdb_vector_get_data(self.0).cast::<T>()
+    }
+
+    /// The vector's validity mask, made writable: every row valid until marked.
+    pub fn validity(&self) -> Validity {
+        // SAFETY: the vector is live; ensure_validity_writable allocates the mask (for the
+        // vector's current capacity) if there is none yet.
+        unsafe {
+            ffi::duckdb_vector_ensure_validity_writable(self.0);
+            Validity(ffi::duckdb_vector_get_validity(self.0))
+        }
+    }
+
+    /// The child vector of a LIST (or MAP) vector. Look it up again after
+    /// [`Vector::list_reserve`]: a reserve may replace its buffers.
+    pub fn list_child(&self) -> Vector {
+        // SAFETY: the vector is a live LIST or MAP vector.
+        Vector(unsafe { ffi::duckdb_list_vector_get_child(self.0) })
+    }
+
+    /// How many elements the child of a LIST vector holds.
+    pub fn list_len(&self) -> usize {
+        // SAFETY: the vector is a live LIST or MAP vector.
+        unsafe { ffi::duckdb_list_vector_get_size(self.0) as usize }
+    }
+
+    /// Make room for `capacity` elements in the child of a LIST vector (nested children
+    /// included).
+    pub fn list_reserve(&self, capacity: usize) {
+        // SAFETY: the vector is a live LIST or MAP vector.
+        unsafe { ffi::duckdb_list_vector_reserve(self.0, capacity as ffi::idx_t) };
+    }
+
+    /// Set how many elements the child of a LIST vector holds.
+    ///
+    /// # Safety
+    /// `len` must not exceed what [`Vector::list_reserve`] made room for.
+    pub unsafe fn set_list_len(&self, len: usize) {
+        ffi::duckdb_list_vector_set_size(self.0, len as ffi::idx_t);
+    }
+
     /// A writer for a LIST column.
     pub fn list(&self) -> ListWriter {
         ListWriter {
@@ -137,5 +187,27 @@ impl ListWriter {
         entries
             .add(row)
             .write(ffi::duckdb_list_entry { offset, length });
+    }
+}
+
+/// A vector's validity mask: one bit per row, set when the row is valid (DuckDB's layout:
+/// row `r` is bit `r % 64` of word `r / 64`, the same bit order as Arrow's).
+pub struct Validity(*mut u64);
+
+impl Validity {
+    /// Mark `row` NULL.
+    ///
+    /// # Safety
+    /// `row` must be below the capacity the vector had when the mask was obtained.
+    pub unsafe fn set_invalid(&self, row: usize) {
+        *self.0.add(row / 64) &= !(1u64 << (row % 64));
+    }
+
+    /// AND `bits` into the 64 rows starting at `64 * word`.
+    ///
+    /// # Safety
+    /// Row `64 * word` must be below the capacity the vector had when the mask was obtained.
+    pub unsafe fn and_word(&self, word: usize, bits: u64) {
+        *self.0.add(word) &= bits;
     }
 }

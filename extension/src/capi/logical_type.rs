@@ -11,6 +11,72 @@ impl LogicalType {
         Self(unsafe { ffi::duckdb_create_logical_type(id) })
     }
 
+    /// The type of a column that is always NULL (DuckDB's `"NULL"` type).
+    pub fn sqlnull() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_SQLNULL)
+    }
+
+    pub fn tinyint() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_TINYINT)
+    }
+
+    pub fn smallint() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_SMALLINT)
+    }
+
+    pub fn utinyint() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_UTINYINT)
+    }
+
+    pub fn usmallint() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_USMALLINT)
+    }
+
+    pub fn uinteger() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_UINTEGER)
+    }
+
+    pub fn ubigint() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT)
+    }
+
+    pub fn float() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_FLOAT)
+    }
+
+    pub fn double() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_DOUBLE)
+    }
+
+    pub fn date() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_DATE)
+    }
+
+    /// TIME: microseconds since midnight.
+    pub fn time() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_TIME)
+    }
+
+    /// TIMESTAMP: microseconds since the epoch, no time zone.
+    pub fn timestamp() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP)
+    }
+
+    /// TIMESTAMP_NS: nanoseconds since the epoch, no time zone.
+    pub fn timestamp_ns() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP_NS)
+    }
+
+    pub fn uuid() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_UUID)
+    }
+
+    /// `DECIMAL(width, scale)`; the caller keeps `scale <= width <= 38`.
+    pub fn decimal(width: u8, scale: u8) -> Self {
+        // SAFETY: no preconditions; DuckDB checks the bounds itself.
+        Self(unsafe { ffi::duckdb_create_decimal_type(width, scale) })
+    }
+
     pub fn varchar() -> Self {
         Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR)
     }
@@ -50,6 +116,25 @@ impl LogicalType {
                 types.as_mut_ptr(),
                 name_pointers.as_mut_ptr(),
                 fields.len() as ffi::idx_t,
+            )
+        })
+    }
+
+    /// `UNION(name type, …)`; the caller keeps the names unique and 1 to 256 of them.
+    pub fn union(members: &[(&str, LogicalType)]) -> Self {
+        let names: Vec<CString> = members.iter().map(|(name, _)| c_string(name)).collect();
+        let mut name_pointers: Vec<*const std::os::raw::c_char> =
+            names.iter().map(|name| name.as_ptr()).collect();
+        let mut types: Vec<ffi::duckdb_logical_type> = members
+            .iter()
+            .map(|(_, logical_type)| logical_type.0)
+            .collect();
+        // SAFETY: both arrays hold `members.len()` live entries; DuckDB copies them.
+        Self(unsafe {
+            ffi::duckdb_create_union_type(
+                types.as_mut_ptr(),
+                name_pointers.as_mut_ptr(),
+                members.len() as ffi::idx_t,
             )
         })
     }

@@ -1,4 +1,5 @@
 use std::any::Any;
+use std::borrow::Cow;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -9,13 +10,17 @@ use super::{DataChunk, LogicalType, Value};
 
 /// One result column a bind declares.
 pub struct Column {
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     pub logical_type: LogicalType,
 }
 
 impl Column {
-    pub fn new(name: &'static str, logical_type: LogicalType) -> Self {
-        Self { name, logical_type }
+    /// A column named by a constant or, for columns taken from data, by a `String`.
+    pub fn new(name: impl Into<Cow<'static, str>>, logical_type: LogicalType) -> Self {
+        Self {
+            name: name.into(),
+            logical_type,
+        }
     }
 }
 
@@ -181,7 +186,7 @@ unsafe extern "C" fn bind_trampoline<T: TableFunction>(info: ffi::duckdb_bind_in
     match guarded(T::NAME, || T::bind(&BindInput { info })) {
         Ok((columns, data)) => {
             for column in columns {
-                let name = c_string(column.name);
+                let name = c_string(&column.name);
                 ffi::duckdb_bind_add_result_column(
                     info,
                     name.as_ptr(),

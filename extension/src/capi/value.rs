@@ -36,6 +36,22 @@ impl Value {
         }
     }
 
+    /// The bytes of a BLOB value.
+    pub fn to_blob(&self) -> Vec<u8> {
+        // SAFETY: self.0 is live; the parameter was declared BLOB so DuckDB cast it. The
+        // returned buffer is ours and freed with duckdb_free.
+        unsafe {
+            let blob = ffi::duckdb_get_blob(self.0);
+            if blob.data.is_null() {
+                return Vec::new();
+            }
+            let bytes =
+                std::slice::from_raw_parts(blob.data.cast::<u8>(), blob.size as usize).to_vec();
+            ffi::duckdb_free(blob.data);
+            bytes
+        }
+    }
+
     /// An INTERVAL as `(months, days, micros)`.
     pub fn to_interval(&self) -> (i32, i32, i64) {
         // SAFETY: self.0 is live; the parameter was declared INTERVAL so DuckDB cast it.
