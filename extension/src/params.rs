@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use kafkars_core::{duration_from_micros, ClientSettings, ScanSelection, StartPolicy};
+use kafkars_core::{
+    duration_from_micros, ClientSettings, DecodeParameters, DecodeSpec, ScanSelection, StartPolicy,
+};
 
 use crate::capi::{BindInput, LogicalType, Value};
 
@@ -28,24 +30,87 @@ pub fn client_settings(input: &BindInput) -> Result<ClientSettings, kafkars_core
     if let Some(timeout) = interval(input, "timeout")? {
         builder = builder.timeout(timeout);
     }
-    if let Some(config) = not_null(input.named("config"), "config")? {
-        let mut properties = Vec::new();
-        for (key, value) in config.map_entries() {
-            if key.is_null() {
-                return Err(invalid("config", "a property name is NULL".into()));
-            }
-            let key = key.to_text();
-            if value.is_null() {
-                return Err(invalid(
-                    "config",
-                    format!("property '{key}' is NULL; give it a value or leave it out"),
-                ));
-            }
-            properties.push((key, value.to_text()));
-        }
+    if let Some(properties) = properties(input, "config")? {
         builder = builder.properties(properties);
     }
     builder.build()
+}
+
+/// A `MAP(VARCHAR, VARCHAR)` named argument as (key, value) pairs; NULL keys and values are
+/// errors naming the parameter.
+fn properties(
+    input: &BindInput,
+    parameter: &str,
+) -> Result<Option<Vec<(String, String)>>, kafkars_core::Error> {
+    let Some(map) = not_null(input.named(parameter), parameter)? else {
+        return Ok(None);
+    };
+    let mut properties = Vec::new();
+    for (key, value) in map.map_entries() {
+        if key.is_null() {
+            return Err(invalid(parameter, "a property name is NULL".into()));
+        }
+        let key = key.to_text();
+        if value.is_null() {
+            return Err(invalid(
+                parameter,
+                format!("property '{key}' is NULL; give it a value or leave it out"),
+            ));
+        }
+        properties.push((key, value.to_text()));
+    }
+    Ok(Some(properties))
+}
+
+/// The named parameters that decode keys and values (kafka_scan only).
+pub fn decode_parameters() -> Vec<(&'static str, LogicalType)> {
+    let mut named = Vec::new();
+    for name in [
+        "value_format",
+        "key_format",
+        "schema_registry",
+        "value_schema",
+        "key_schema",
+        "value_message",
+        "key_message",
+        "value_subject",
+        "key_subject",
+        "on_error",
+    ] {
+        named.push((name, LogicalType::varchar()));
+    }
+    named.push((
+        "schema_registry_config",
+        LogicalType::map(&LogicalType::varchar(), &LogicalType::varchar()),
+    ));
+    named.push(("value_schema_id", LogicalType::bigint()));
+    named.push(("key_schema_id", LogicalType::bigint()));
+    named.push(("json_sample_size", LogicalType::bigint()));
+    named
+}
+
+/// How kafka_scan decodes keys and values; `timeout` also bounds registry requests.
+pub fn decode_spec(
+    input: &BindInput,
+    timeout: Duration,
+) -> Result<DecodeSpec, kafkars_core::Error> {
+    DecodeParameters {
+        value_format: text(input, "value_format")?,
+        key_format: text(input, "key_format")?,
+        schema_registry: text(input, "schema_registry")?,
+        schema_registry_config: properties(input, "schema_registry_config")?.unwrap_or_default(),
+        value_schema: text(input, "value_schema")?,
+        key_schema: text(input, "key_schema")?,
+        value_message: text(input, "value_message")?,
+        key_message: text(input, "key_message")?,
+        value_subject: text(input, "value_subject")?,
+        key_subject: text(input, "key_subject")?,
+        value_schema_id: integer(input, "value_schema_id")?,
+        key_schema_id: integer(input, "key_schema_id")?,
+        on_error: text(input, "on_error")?,
+        json_sample_size: integer(input, "json_sample_size")?,
+    }
+    .into_spec(Some(timeout))
 }
 
 /// The named parameters that choose what a scan reads.

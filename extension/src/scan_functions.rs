@@ -8,11 +8,15 @@
 
 use std::sync::Mutex;
 
+use arrow_array::Array;
+use arrow_schema::{DataType, Field};
 use kafkars_core::{
-    plan_scan, ClientSettings, Fields, PartitionRange, Record, Scan, ScanOptions, ScanSelection,
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFER_BYTES, MIN_MAX_BUFFER_BYTES,
+    plan_scan, ClientSettings, DecodedColumns, Fields, PartitionRange, PayloadDecoders, Record,
+    Scan, ScanOptions, ScanSelection, Side, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFER_BYTES,
+    MIN_MAX_BUFFER_BYTES,
 };
 
+use crate::arrow::ColumnWriter;
 use crate::capi::{BindInput, Column, DataChunk, InitInput, LogicalType, TableFunction, Vector};
 use crate::params;
 use crate::rows::{error_text, Rows};
@@ -27,6 +31,8 @@ mod column {
     pub const KEY: usize = 5;
     pub const VALUE: usize = 6;
     pub const HEADERS: usize = 7;
+    /// With `on_error := 'null'` and a decoded key or value: why a row's key or value is NULL.
+    pub const DECODE_ERROR: usize = 8;
 }
 
 /// What bind decided for kafka_scan.
@@ -34,6 +40,19 @@ pub struct ScanRequest {
     settings: ClientSettings,
     selection: ScanSelection,
     options: ScanOptions,
+    /// Resolved at bind (the column types depend on the reader schemas); each reading
+    /// thread gets a fork.
+    decoders: Mutex<PayloadDecoders>,
+    /// Writers of the decoded columns (key, value, decode_error), planned at bind.
+    writers: DecodedWriters,
+}
+
+/// The writers of a scan's decoded columns; `None` where the column is not decoded.
+#[derive(Default)]
+struct DecodedWriters {
+    key: Option<ColumnWriter>,
+    value: Option<ColumnWriter>,
+    decode_error: Option<ColumnWriter>,
 }
 
 /// A running kafka_scan.
@@ -59,26 +78,70 @@ enum Work {
 pub struct ScanPart {
     scan: Scan,
     rows: Vec<Record>,
+    decoders: PayloadDecoders,
 }
 
 impl ScanPart {
-    fn new(scan: Scan) -> Self {
+    fn new(scan: Scan, request: &ScanRequest) -> Self {
         Self {
             scan,
             rows: Vec::with_capacity(DataChunk::capacity()),
+            decoders: request
+                .decoders
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .fork(),
         }
     }
 
     /// Write the next rows of this scan into `output`; none when it is done.
-    fn emit(&mut self, columns: &[usize], output: &mut DataChunk) -> Result<(), String> {
-        let Self { scan, rows } = self;
+    fn emit(
+        &mut self,
+        columns: &[usize],
+        writers: &DecodedWriters,
+        output: &mut DataChunk,
+    ) -> Result<(), String> {
+        let Self {
+            scan,
+            rows,
+            decoders,
+        } = self;
         rows.clear();
         // No deadline: a call that returns no row ends the scan, so in follow mode it waits
         // for the next message.
         scan.next_records(DataChunk::capacity(), rows, None)
             .map_err(|e| error_text(KafkaScan::NAME, e))?;
+        let decoded = if decoders.is_raw() {
+            DecodedColumns::default()
+        } else {
+            // decode_error needs every decoded side; otherwise only the projected ones.
+            let errors = columns.contains(&column::DECODE_ERROR);
+            decoders
+                .decode(
+                    scan.ranges(),
+                    rows,
+                    errors || columns.contains(&column::KEY),
+                    errors || columns.contains(&column::VALUE),
+                )
+                .map_err(|e| error_text(KafkaScan::NAME, e))?
+        };
         for (position, &column) in columns.iter().enumerate() {
-            write_column(scan.ranges(), rows, column, output.vector(position));
+            let vector = output.vector(position);
+            let decoded_column = match column {
+                column::KEY => writers.key.as_ref().zip(decoded.key.as_deref()),
+                column::VALUE => writers.value.as_ref().zip(decoded.value.as_deref()),
+                column::DECODE_ERROR => writers
+                    .decode_error
+                    .as_ref()
+                    .zip(decoded.decode_error.as_ref().map(|a| a as &dyn Array)),
+                _ => None,
+            };
+            match decoded_column {
+                Some((writer, array)) => writer
+                    .write(array, vector)
+                    .map_err(|reason| format!("{}: {reason}", KafkaScan::NAME))?,
+                None => write_column(scan.ranges(), rows, column, vector),
+            }
         }
         output.set_len(rows.len());
         // Release the messages (and librdkafka's buffers) now, not at the next call.
@@ -125,6 +188,7 @@ impl TableFunction for KafkaScan {
         named.push(("follow", LogicalType::boolean()));
         named.push(("ordered", LogicalType::boolean()));
         named.push(("idle_timeout", LogicalType::interval()));
+        named.extend(params::decode_parameters());
         named
     }
 
@@ -159,13 +223,58 @@ impl TableFunction for KafkaScan {
                 ordered: params::boolean(input, "ordered")?.unwrap_or(true),
             };
             options.validate()?;
-            Ok(ScanRequest {
-                settings: params::client_settings(input)?,
-                selection,
-                options,
-            })
+            let settings = params::client_settings(input)?;
+            let decoding = params::decode_spec(input, settings.timeout())?;
+            // The column types are the reader schemas': resolve them now (registry requests,
+            // a JSON sample), once for the whole scan.
+            let decoders = PayloadDecoders::for_scan(&decoding, &settings, &selection)?;
+            Ok((settings, selection, options, decoders))
         })()
         .map_err(|e| error_text(Self::NAME, e))?;
+        let (settings, selection, options, decoders) = request;
+        let plan = |side: Side| -> Result<Option<ColumnWriter>, String> {
+            decoders
+                .side(side)
+                .map(|decoder| {
+                    let field = Field::new(side.as_str(), decoder.data_type().clone(), true);
+                    ColumnWriter::try_new(&field).map_err(|reason| {
+                        format!(
+                            "{}: the {} schema has no DuckDB column type: {reason}",
+                            Self::NAME,
+                            side.as_str()
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let writers = DecodedWriters {
+            key: plan(Side::Key)?,
+            value: plan(Side::Value)?,
+            decode_error: if decoders.has_error_column() {
+                Some(ColumnWriter::try_new(&Field::new(
+                    "decode_error",
+                    DataType::Utf8,
+                    true,
+                ))?)
+            } else {
+                None
+            },
+        };
+        let payload_type = |writer: &Option<ColumnWriter>| {
+            writer
+                .as_ref()
+                .map_or_else(LogicalType::blob, ColumnWriter::logical_type)
+        };
+        let key_type = payload_type(&writers.key);
+        let value_type = payload_type(&writers.value);
+        let error_column = writers.decode_error.is_some();
+        let request = ScanRequest {
+            settings,
+            selection,
+            options,
+            decoders: Mutex::new(decoders),
+            writers,
+        };
 
         let header = LogicalType::structure(&[
             ("key", LogicalType::varchar()),
@@ -177,20 +286,32 @@ impl TableFunction for KafkaScan {
             Column::new("offset", LogicalType::bigint()),
             Column::new("timestamp", LogicalType::timestamp_tz()),
             Column::new("timestamp_type", LogicalType::varchar()),
-            Column::new("key", LogicalType::blob()),
-            Column::new("value", LogicalType::blob()),
+            Column::new("key", key_type),
+            Column::new("value", value_type),
             Column::new("headers", LogicalType::list(&header)),
         ];
+        let mut columns = columns;
+        if error_column {
+            columns.push(Column::new("decode_error", LogicalType::varchar()));
+        }
         Ok((columns, request))
     }
 
     fn init(request: &ScanRequest, input: &InitInput) -> Result<ScanState, String> {
         let columns = input.projected_columns();
+        // decode_error is known only by decoding: it needs the decoded sides' bytes.
+        let errors = columns.contains(&column::DECODE_ERROR);
+        let decoders = request
+            .decoders
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let fields = Fields {
-            key: columns.contains(&column::KEY),
-            value: columns.contains(&column::VALUE),
+            key: columns.contains(&column::KEY) || (errors && decoders.side(Side::Key).is_some()),
+            value: columns.contains(&column::VALUE)
+                || (errors && decoders.side(Side::Value).is_some()),
             headers: columns.contains(&column::HEADERS),
         };
+        drop(decoders);
         let options = ScanOptions {
             fields,
             ..request.options
@@ -198,7 +319,7 @@ impl TableFunction for KafkaScan {
         let work = if options.ordered {
             let scan = Scan::open(&request.settings, &request.selection, options)
                 .map_err(|e| error_text(Self::NAME, e))?;
-            Work::Ordered(Box::new(Mutex::new(ScanPart::new(scan))))
+            Work::Ordered(Box::new(Mutex::new(ScanPart::new(scan, request))))
         } else {
             // Resolve once, so every thread reads offsets of the same moment. A followed
             // scan never finishes a group, so it cannot hand groups out to fewer threads
@@ -235,7 +356,7 @@ impl TableFunction for KafkaScan {
     }
 
     fn scan(
-        _: &ScanRequest,
+        request: &ScanRequest,
         state: &ScanState,
         thread: &mut ScanThread,
         output: &mut DataChunk,
@@ -244,7 +365,7 @@ impl TableFunction for KafkaScan {
             Work::Ordered(part) => part
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .emit(&state.columns, output),
+                .emit(&state.columns, &request.writers, output),
             Work::Unordered {
                 settings,
                 options,
@@ -252,7 +373,7 @@ impl TableFunction for KafkaScan {
                 ..
             } => loop {
                 if let Some(part) = &mut thread.part {
-                    part.emit(&state.columns, output)?;
+                    part.emit(&state.columns, &request.writers, output)?;
                     if output.len() > 0 {
                         return Ok(());
                     }
@@ -267,7 +388,7 @@ impl TableFunction for KafkaScan {
                 };
                 let scan = Scan::open_ranges(settings, group, *options)
                     .map_err(|e| error_text(Self::NAME, e))?;
-                thread.part = Some(ScanPart::new(scan));
+                thread.part = Some(ScanPart::new(scan, request));
             },
         }
     }

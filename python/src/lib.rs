@@ -22,10 +22,7 @@ fn _internal(module: &Bound<'_, PyModule>) -> PyResult<()> {
         "KafkarsError",
         module.py().get_type::<errors::KafkarsError>(),
     )?;
-    module.add(
-        "DecodeError",
-        module.py().get_type::<errors::DecodeError>(),
-    )?;
+    module.add("DecodeError", module.py().get_type::<errors::DecodeError>())?;
     module.add(
         "SchemaRegistryError",
         module.py().get_type::<errors::SchemaRegistryError>(),

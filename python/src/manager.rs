@@ -9,8 +9,8 @@ use arrow_array::ffi::FFI_ArrowArray;
 use arrow_array::{Array, StructArray};
 use arrow_schema::ffi::FFI_ArrowSchema;
 use kafkars_core::{
-    batch, ClientSettings, DecodeParameters, DecodeSpec, Fields, PartitionRange,
-    PayloadDecoders, Record, Scan, ScanOptions, ScanSelection, StartPolicy, TopicSelection,
+    batch, ClientSettings, DecodeParameters, DecodeSpec, Fields, PartitionRange, PayloadDecoders,
+    Record, Scan, ScanOptions, ScanSelection, StartPolicy, TopicSelection,
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -38,8 +38,8 @@ fn open_interruptibly(
         .spawn(move || {
             // Reader schemas first (a registry that is down fails before any fetching), then
             // the scan. The receiver is gone when the caller was interrupted.
-            let opened = PayloadDecoders::for_scan(&decoding, &settings, &selection)
-                .and_then(|decoders| {
+            let opened =
+                PayloadDecoders::for_scan(&decoding, &settings, &selection).and_then(|decoders| {
                     Scan::open(&settings, &selection, options).map(|scan| (scan, decoders))
                 });
             let _ = sender.send(opened);
