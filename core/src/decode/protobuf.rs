@@ -35,6 +35,12 @@
 //! A NULL payload is a NULL row. A record that can't be decoded is a NULL row and a
 //! [`Failure`].
 //!
+//! Rows are appended column-wise into a tree of Arrow builders made once per decode call.
+//! Most bodies are read straight off the wire into them; bodies that prost-reflect would
+//! read differently from a plain field-by-field reading (message fields given twice and so
+//! merged, groups, extensions, `google.protobuf.Struct` values) or reject go through
+//! prost-reflect's dynamic messages, the reference: both paths give the same rows.
+//!
 //! # Types
 //!
 //! | Protobuf | Arrow |
@@ -94,6 +100,9 @@ pub(crate) struct ProtobufDecoder {
     shape: Shape,
     data_type: DataType,
     framing: Framing,
+    /// Whether bodies the wire reader takes skip prost-reflect (always, but in tests that
+    /// compare the two paths).
+    wire_reader: bool,
 }
 
 /// How payloads are framed, and what the frame is checked against.
@@ -220,6 +229,7 @@ impl ProtobufDecoder {
             reader,
             shape,
             framing,
+            wire_reader: true,
         })
     }
 
@@ -240,6 +250,7 @@ impl FormatDecoder for ProtobufDecoder {
             reader,
             shape,
             framing,
+            wire_reader,
             ..
         } = self;
         let mut column = Column::new(shape, payloads.len());
@@ -249,8 +260,9 @@ impl FormatDecoder for ProtobufDecoder {
                 column.append_null();
                 continue;
             };
-            match read(framing, reader, shape, payload)? {
-                Ok(message) => column.append(&Value::Message(message)),
+            match read(framing, reader, shape, payload, *wire_reader)? {
+                Ok(Row::Wire(body)) => column.append_wire(Wire::Len(body)),
+                Ok(Row::Message(message)) => column.append(&Value::Message(message)),
                 Err((schema_id, reason)) => {
                     failures.push(Failure {
                         row,
@@ -270,16 +282,26 @@ impl FormatDecoder for ProtobufDecoder {
 /// Why one record could not be decoded: the schema id of its frame, if any, and the reason.
 type Refusal = (Option<u32>, String);
 
-/// Decode one payload with the reader message.
+/// A record ready to be appended.
+enum Row<'b> {
+    /// A body the wire reader takes.
+    Wire(&'b [u8]),
+    /// A body prost-reflect decoded.
+    Message(DynamicMessage),
+}
+
+/// Decode one payload with the reader message: its body if the wire reader takes it, else
+/// the message prost-reflect decodes.
 ///
 /// # Errors
 /// Only when the registry can't be reached; a bad record is the inner `Err`.
-fn read(
+fn read<'b>(
     mode: &mut Framing,
     reader: &MessageDescriptor,
     shape: &Shape,
-    payload: &[u8],
-) -> Result<std::result::Result<DynamicMessage, Refusal>> {
+    payload: &'b [u8],
+    wire_reader: bool,
+) -> Result<std::result::Result<Row<'b>, Refusal>> {
     let (schema_id, body) = match mode {
         Framing::Optional if !framing::looks_framed(payload) => (None, payload),
         Framing::Optional => {
@@ -308,6 +330,9 @@ fn read(
             (Some(id), body)
         }
     };
+    if wire_reader && shape.fits_message(body, 0) {
+        return Ok(Ok(Row::Wire(body)));
+    }
     let message = match DynamicMessage::decode(reader.clone(), body) {
         Ok(message) => message,
         Err(error) => {
@@ -323,7 +348,7 @@ fn read(
     if let Err(reason) = shape.check_message(&message) {
         return Ok(Err((schema_id, reason)));
     }
-    Ok(Ok(message))
+    Ok(Ok(Row::Message(message)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -578,15 +603,8 @@ fn compile(main: &str, files: SchemaFiles) -> std::result::Result<FileDescriptor
 
 /// How one Protobuf value becomes an Arrow value.
 enum Shape {
-    Int32,
-    Int64,
-    UInt32,
-    UInt64,
-    Float32,
-    Float64,
-    Boolean,
-    Utf8,
-    Binary,
+    /// A scalar field type, read as its Arrow counterpart.
+    Scalar(Scalar),
     /// The value's name, or its number in decimal when the reader's enum doesn't have it.
     Enum(EnumDescriptor),
     /// `google.protobuf.Timestamp`: microseconds since the epoch, UTC.
@@ -594,7 +612,7 @@ enum Shape {
     /// `google.protobuf.Duration`: microseconds.
     Duration,
     /// `google.protobuf.Struct`, `Value` or `ListValue`: JSON text.
-    Json(JsonKind),
+    Json(JsonKind, MessageDescriptor),
     /// A wrapper (`Int32Value`, …): the `value` field's shape.
     Wrapper(FieldDescriptor, Box<Shape>),
     /// A message without fields: `true`.
@@ -603,19 +621,22 @@ enum Shape {
     Message {
         members: Vec<Member>,
         fields: Fields,
+        /// Field number → member, for reading the wire.
+        lookup: Lookup,
+        /// How many oneofs the members belong to.
+        oneofs: usize,
         /// Whether some value inside can be out of range (a Timestamp, a Duration).
         fallible: bool,
     },
     /// A repeated field.
-    List {
-        item: FieldRef,
-        shape: Box<Shape>,
-    },
+    List { item: FieldRef, shape: Box<Shape> },
     /// A map field.
     Map {
         entries: FieldRef,
-        key: Box<Shape>,
+        key: Scalar,
         value: Box<Shape>,
+        /// The value of an entry that has none on the wire.
+        value_default: Value,
     },
 }
 
@@ -624,6 +645,10 @@ struct Member {
     field: FieldDescriptor,
     /// Whether the field has presence, so that absent is NULL.
     nullable: bool,
+    /// The value of an absent field without presence.
+    default: Value,
+    /// The oneof the field belongs to, numbered within its message.
+    oneof: Option<usize>,
     /// `value.customer.name`, for error messages.
     path: String,
     shape: Shape,
@@ -636,18 +661,154 @@ enum JsonKind {
     List,
 }
 
+/// The scalar field types, each with its wire encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scalar {
+    Double,
+    Float,
+    Int32,
+    Int64,
+    Uint32,
+    Uint64,
+    Sint32,
+    Sint64,
+    Fixed32,
+    Fixed64,
+    Sfixed32,
+    Sfixed64,
+    Bool,
+    String,
+    Bytes,
+}
+
+impl Scalar {
+    fn of(kind: &Kind) -> Option<Self> {
+        Some(match kind {
+            Kind::Double => Scalar::Double,
+            Kind::Float => Scalar::Float,
+            Kind::Int32 => Scalar::Int32,
+            Kind::Int64 => Scalar::Int64,
+            Kind::Uint32 => Scalar::Uint32,
+            Kind::Uint64 => Scalar::Uint64,
+            Kind::Sint32 => Scalar::Sint32,
+            Kind::Sint64 => Scalar::Sint64,
+            Kind::Fixed32 => Scalar::Fixed32,
+            Kind::Fixed64 => Scalar::Fixed64,
+            Kind::Sfixed32 => Scalar::Sfixed32,
+            Kind::Sfixed64 => Scalar::Sfixed64,
+            Kind::Bool => Scalar::Bool,
+            Kind::String => Scalar::String,
+            Kind::Bytes => Scalar::Bytes,
+            Kind::Message(_) | Kind::Enum(_) => return None,
+        })
+    }
+
+    fn data_type(self) -> DataType {
+        match self {
+            Scalar::Double => DataType::Float64,
+            Scalar::Float => DataType::Float32,
+            Scalar::Int32 | Scalar::Sint32 | Scalar::Sfixed32 => DataType::Int32,
+            Scalar::Int64 | Scalar::Sint64 | Scalar::Sfixed64 => DataType::Int64,
+            Scalar::Uint32 | Scalar::Fixed32 => DataType::UInt32,
+            Scalar::Uint64 | Scalar::Fixed64 => DataType::UInt64,
+            Scalar::Bool => DataType::Boolean,
+            Scalar::String => DataType::Utf8,
+            Scalar::Bytes => DataType::Binary,
+        }
+    }
+
+    /// How a single value is encoded.
+    fn encoding(self) -> Encoding {
+        match self {
+            Scalar::Int32
+            | Scalar::Int64
+            | Scalar::Uint32
+            | Scalar::Uint64
+            | Scalar::Sint32
+            | Scalar::Sint64
+            | Scalar::Bool => Encoding::Varint,
+            Scalar::Double | Scalar::Fixed64 | Scalar::Sfixed64 => Encoding::Fixed64,
+            Scalar::Float | Scalar::Fixed32 | Scalar::Sfixed32 => Encoding::Fixed32,
+            Scalar::String | Scalar::Bytes => Encoding::Len,
+        }
+    }
+}
+
+/// Field number → member index of a message shape.
+enum Lookup {
+    /// Indexed by field number, when the numbers are small.
+    Dense(Vec<Target>),
+    /// Sorted by field number.
+    Sparse(Vec<(u32, Target)>),
+}
+
+/// What a field number of a message is to the wire reader.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// Not a field of the reader: skipped.
+    Unknown,
+    /// The member with this index.
+    Member(usize),
+    /// A group or an extension: the wire reader leaves records that have one to
+    /// prost-reflect, which reads (and checks) them.
+    Deferred,
+}
+
+impl Lookup {
+    /// Field numbers up to this many are looked up in a table.
+    const DENSE_LIMIT: u32 = 1024;
+
+    fn new(message: &MessageDescriptor, members: &[Member]) -> Self {
+        let mut targets: Vec<(u32, Target)> = members
+            .iter()
+            .enumerate()
+            .map(|(index, member)| {
+                let target = if member.field.is_group() {
+                    Target::Deferred
+                } else {
+                    Target::Member(index)
+                };
+                (member.field.number(), target)
+            })
+            .chain(
+                message
+                    .extensions()
+                    .map(|extension| (extension.number(), Target::Deferred)),
+            )
+            .collect();
+        targets.sort_unstable_by_key(|(number, _)| *number);
+        match targets.last() {
+            Some((max, _)) if *max > Self::DENSE_LIMIT => Lookup::Sparse(targets),
+            _ => {
+                let size = targets.last().map_or(0, |(max, _)| *max as usize + 1);
+                let mut table = vec![Target::Unknown; size];
+                for (number, target) in targets {
+                    table[number as usize] = target;
+                }
+                Lookup::Dense(table)
+            }
+        }
+    }
+
+    fn get(&self, number: u32) -> Target {
+        match self {
+            Lookup::Dense(table) => table
+                .get(number as usize)
+                .copied()
+                .unwrap_or(Target::Unknown),
+            Lookup::Sparse(targets) => targets
+                .binary_search_by_key(&number, |(number, _)| *number)
+                .map_or(Target::Unknown, |index| targets[index].1),
+        }
+    }
+}
+
 impl Shape {
     fn data_type(&self) -> DataType {
         match self {
-            Shape::Int32 => DataType::Int32,
-            Shape::Int64 => DataType::Int64,
-            Shape::UInt32 => DataType::UInt32,
-            Shape::UInt64 => DataType::UInt64,
-            Shape::Float32 => DataType::Float32,
-            Shape::Float64 => DataType::Float64,
-            Shape::Boolean | Shape::Present => DataType::Boolean,
-            Shape::Utf8 | Shape::Enum(_) | Shape::Json(_) => DataType::Utf8,
-            Shape::Binary => DataType::Binary,
+            Shape::Scalar(scalar) => scalar.data_type(),
+            Shape::Present => DataType::Boolean,
+            Shape::Enum(_) | Shape::Json(..) => DataType::Utf8,
             Shape::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
             Shape::Duration => DataType::Duration(TimeUnit::Microsecond),
             Shape::Wrapper(_, inner) => inner.data_type(),
@@ -655,6 +816,19 @@ impl Shape {
             Shape::List { item, .. } => DataType::List(item.clone()),
             Shape::Map { entries, .. } => DataType::Map(entries.clone(), false),
         }
+    }
+
+    /// Whether a value of this shape is a message on the wire.
+    fn is_message(&self) -> bool {
+        matches!(
+            self,
+            Shape::Message { .. }
+                | Shape::Present
+                | Shape::Wrapper(..)
+                | Shape::Timestamp
+                | Shape::Duration
+                | Shape::Json(..)
+        )
     }
 
     /// Whether [`Shape::check`] can fail for some value.
@@ -739,6 +913,7 @@ impl Planner {
     ) -> std::result::Result<Shape, String> {
         self.ancestors.push(message.full_name().to_owned());
         let mut members = Vec::new();
+        let mut oneofs: Vec<String> = Vec::new();
         // Declaration order, as the .proto reads; `fields()` is in number order.
         for declared in &message.descriptor_proto().field {
             let Some(field) = u32::try_from(declared.number())
@@ -749,8 +924,20 @@ impl Planner {
             };
             let path = format!("{path}.{}", field.name());
             let shape = self.field(&field, &path)?;
+            let oneof = field.containing_oneof().map(|oneof| {
+                let name = oneof.name();
+                oneofs
+                    .iter()
+                    .position(|known| known == name)
+                    .unwrap_or_else(|| {
+                        oneofs.push(name.to_owned());
+                        oneofs.len() - 1
+                    })
+            });
             members.push(Member {
                 nullable: field.supports_presence() && !field.is_list() && !field.is_map(),
+                default: field.default_value(),
+                oneof,
                 field,
                 path,
                 shape,
@@ -772,8 +959,10 @@ impl Planner {
             .collect();
         let fallible = members.iter().any(|member| member.shape.fallible());
         Ok(Shape::Message {
+            lookup: Lookup::new(message, &members),
             members,
             fields,
+            oneofs: oneofs.len(),
             fallible,
         })
     }
@@ -783,8 +972,12 @@ impl Planner {
             let Kind::Message(entry) = field.kind() else {
                 return Err(format!("{path}: a map field without an entry message"));
             };
-            let key = self.kind(entry.map_entry_key_field().kind(), path)?;
-            let value = self.kind(entry.map_entry_value_field().kind(), path)?;
+            let key_field = entry.map_entry_key_field();
+            let value_field = entry.map_entry_value_field();
+            let Some(key) = Scalar::of(&key_field.kind()) else {
+                return Err(format!("{path}: a map key must be a scalar"));
+            };
+            let value = self.kind(value_field.kind(), path)?;
             let entries = Field::new(
                 "entries",
                 DataType::Struct(Fields::from(vec![
@@ -795,8 +988,9 @@ impl Planner {
             );
             return Ok(Shape::Map {
                 entries: Arc::new(entries),
-                key: Box::new(key),
+                key,
                 value: Box::new(value),
+                value_default: Value::default_value_for_field(&value_field),
             });
         }
         let shape = self.kind(field.kind(), path)?;
@@ -810,16 +1004,10 @@ impl Planner {
     }
 
     fn kind(&mut self, kind: Kind, path: &str) -> std::result::Result<Shape, String> {
+        if let Some(scalar) = Scalar::of(&kind) {
+            return Ok(Shape::Scalar(scalar));
+        }
         Ok(match kind {
-            Kind::Double => Shape::Float64,
-            Kind::Float => Shape::Float32,
-            Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Shape::Int32,
-            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Shape::Int64,
-            Kind::Uint32 | Kind::Fixed32 => Shape::UInt32,
-            Kind::Uint64 | Kind::Fixed64 => Shape::UInt64,
-            Kind::Bool => Shape::Boolean,
-            Kind::String => Shape::Utf8,
-            Kind::Bytes => Shape::Binary,
             Kind::Enum(descriptor) => Shape::Enum(descriptor),
             Kind::Message(message) => {
                 if let Some(shape) = well_known(&message) {
@@ -839,6 +1027,7 @@ impl Planner {
                 }
                 self.message(&message, path)?
             }
+            _ => unreachable!("scalars are handled above"),
         })
     }
 }
@@ -850,25 +1039,27 @@ fn well_known(message: &MessageDescriptor) -> Option<Shape> {
             .get_field(number)
             .filter(|field| !field.is_list() && !field.is_map() && field.kind() == kind)
     };
-    let wrapped = |kind: Kind, shape: Shape| {
+    let wrapped = |kind: Kind| {
+        let shape = Shape::Scalar(Scalar::of(&kind)?);
         scalar(1, kind).map(|field| Shape::Wrapper(field, Box::new(shape)))
     };
+    let json = |kind| Some(Shape::Json(kind, message.clone()));
     let seconds_nanos = scalar(1, Kind::Int64).is_some() && scalar(2, Kind::Int32).is_some();
     match message.full_name() {
         "google.protobuf.Timestamp" if seconds_nanos => Some(Shape::Timestamp),
         "google.protobuf.Duration" if seconds_nanos => Some(Shape::Duration),
-        "google.protobuf.Struct" => Some(Shape::Json(JsonKind::Struct)),
-        "google.protobuf.Value" => Some(Shape::Json(JsonKind::Value)),
-        "google.protobuf.ListValue" => Some(Shape::Json(JsonKind::List)),
-        "google.protobuf.DoubleValue" => wrapped(Kind::Double, Shape::Float64),
-        "google.protobuf.FloatValue" => wrapped(Kind::Float, Shape::Float32),
-        "google.protobuf.Int64Value" => wrapped(Kind::Int64, Shape::Int64),
-        "google.protobuf.UInt64Value" => wrapped(Kind::Uint64, Shape::UInt64),
-        "google.protobuf.Int32Value" => wrapped(Kind::Int32, Shape::Int32),
-        "google.protobuf.UInt32Value" => wrapped(Kind::Uint32, Shape::UInt32),
-        "google.protobuf.BoolValue" => wrapped(Kind::Bool, Shape::Boolean),
-        "google.protobuf.StringValue" => wrapped(Kind::String, Shape::Utf8),
-        "google.protobuf.BytesValue" => wrapped(Kind::Bytes, Shape::Binary),
+        "google.protobuf.Struct" => json(JsonKind::Struct),
+        "google.protobuf.Value" => json(JsonKind::Value),
+        "google.protobuf.ListValue" => json(JsonKind::List),
+        "google.protobuf.DoubleValue" => wrapped(Kind::Double),
+        "google.protobuf.FloatValue" => wrapped(Kind::Float),
+        "google.protobuf.Int64Value" => wrapped(Kind::Int64),
+        "google.protobuf.UInt64Value" => wrapped(Kind::Uint64),
+        "google.protobuf.Int32Value" => wrapped(Kind::Int32),
+        "google.protobuf.UInt32Value" => wrapped(Kind::Uint32),
+        "google.protobuf.BoolValue" => wrapped(Kind::Bool),
+        "google.protobuf.StringValue" => wrapped(Kind::String),
+        "google.protobuf.BytesValue" => wrapped(Kind::Bytes),
         _ => None,
     }
 }
@@ -888,15 +1079,25 @@ fn seconds_nanos(message: &DynamicMessage) -> (i64, i32) {
 /// A Timestamp in microseconds since the epoch, rounded down; `None` beyond 64 bits.
 fn timestamp_micros(message: &DynamicMessage) -> Option<i64> {
     let (seconds, nanos) = seconds_nanos(message);
+    micros_since_epoch(seconds, nanos)
+}
+
+/// A Duration in microseconds; `None` beyond 64 bits.
+fn duration_micros(message: &DynamicMessage) -> Option<i64> {
+    let (seconds, nanos) = seconds_nanos(message);
+    micros_of_duration(seconds, nanos)
+}
+
+/// Seconds and nanoseconds since the epoch in microseconds, rounded down.
+fn micros_since_epoch(seconds: i64, nanos: i32) -> Option<i64> {
     seconds
         .checked_mul(1_000_000)?
         .checked_add(i64::from(nanos.div_euclid(1000)))
 }
 
-/// A Duration in microseconds, rounded toward zero (seconds and nanos share their sign);
-/// `None` beyond 64 bits.
-fn duration_micros(message: &DynamicMessage) -> Option<i64> {
-    let (seconds, nanos) = seconds_nanos(message);
+/// Seconds and nanoseconds of a duration in microseconds, rounded toward zero (seconds and
+/// nanos share their sign).
+fn micros_of_duration(seconds: i64, nanos: i32) -> Option<i64> {
     seconds
         .checked_mul(1_000_000)?
         .checked_add(i64::from(nanos / 1000))
@@ -906,8 +1107,24 @@ fn duration_micros(message: &DynamicMessage) -> Option<i64> {
 // Columns: the builders of one decode call
 // ---------------------------------------------------------------------------------------------
 
-/// A tree of Arrow builders mirroring a [`Shape`], created once per decode call.
+/// A tree of Arrow builders mirroring a [`Shape`], created once per decode call. Rows come in
+/// either as prost-reflect [`Value`]s ([`Column::append`]) or straight off the wire
+/// ([`Column::append_wire`]); both give the same values.
 enum Column<'a> {
+    Scalar(Scalar, Leaf),
+    Enum(StringBuilder, &'a EnumDescriptor),
+    Timestamp(TimestampMicrosecondBuilder),
+    Duration(DurationMicrosecondBuilder),
+    Json(StringBuilder, JsonKind, &'a MessageDescriptor),
+    Wrapper(&'a FieldDescriptor, Box<Column<'a>>),
+    Present(BooleanBuilder),
+    Struct(StructColumn<'a>),
+    List(ListColumn<'a>),
+    Map(MapColumn<'a>),
+}
+
+/// The builder of a scalar column.
+enum Leaf {
     Int32(Int32Builder),
     Int64(Int64Builder),
     UInt32(UInt32Builder),
@@ -917,46 +1134,48 @@ enum Column<'a> {
     Boolean(BooleanBuilder),
     Utf8(StringBuilder),
     Binary(BinaryBuilder),
-    Enum(StringBuilder, &'a EnumDescriptor),
-    Timestamp(TimestampMicrosecondBuilder),
-    Duration(DurationMicrosecondBuilder),
-    Json(StringBuilder, JsonKind),
-    Wrapper(&'a FieldDescriptor, Box<Column<'a>>),
-    Present(BooleanBuilder),
-    Struct {
-        members: &'a [Member],
-        fields: &'a Fields,
-        columns: Vec<Column<'a>>,
-        nulls: NullBufferBuilder,
-    },
-    List {
-        item: &'a FieldRef,
-        offsets: OffsetBufferBuilder<i32>,
-        nulls: NullBufferBuilder,
-        items: Box<Column<'a>>,
-    },
-    Map {
-        entries: &'a FieldRef,
-        offsets: OffsetBufferBuilder<i32>,
-        nulls: NullBufferBuilder,
-        keys: Box<Column<'a>>,
-        values: Box<Column<'a>>,
-    },
+}
+
+struct StructColumn<'a> {
+    members: &'a [Member],
+    fields: &'a Fields,
+    lookup: &'a Lookup,
+    columns: Vec<Column<'a>>,
+    nulls: NullBufferBuilder,
+    /// Numbers the messages read off the wire, so that the scratch below needs no clearing
+    /// (clearing it per message cost more than reading small ones): an entry counts only
+    /// while its stamp is the current message's.
+    stamp: u32,
+    /// While one message is read off the wire: what each member has so far.
+    last: Vec<(u32, Slot)>,
+    /// Likewise: the member of each oneof that was set last.
+    oneof_last: Vec<(u32, usize)>,
+}
+
+struct ListColumn<'a> {
+    item: &'a FieldRef,
+    offsets: OffsetBufferBuilder<i32>,
+    nulls: NullBufferBuilder,
+    items: Box<Column<'a>>,
+}
+
+struct MapColumn<'a> {
+    entries: &'a FieldRef,
+    key: Scalar,
+    value_default: &'a Value,
+    offsets: OffsetBufferBuilder<i32>,
+    nulls: NullBufferBuilder,
+    keys: Leaf,
+    values: Box<Column<'a>>,
+    /// While one message is read off the wire: its entries of this map.
+    pending: Vec<(Key, Slot)>,
 }
 
 impl<'a> Column<'a> {
     fn new(shape: &'a Shape, capacity: usize) -> Self {
-        let strings = || StringBuilder::with_capacity(capacity, capacity * 16);
+        let strings = || StringBuilder::with_capacity(capacity, capacity * 8);
         match shape {
-            Shape::Int32 => Column::Int32(Int32Builder::with_capacity(capacity)),
-            Shape::Int64 => Column::Int64(Int64Builder::with_capacity(capacity)),
-            Shape::UInt32 => Column::UInt32(UInt32Builder::with_capacity(capacity)),
-            Shape::UInt64 => Column::UInt64(UInt64Builder::with_capacity(capacity)),
-            Shape::Float32 => Column::Float32(Float32Builder::with_capacity(capacity)),
-            Shape::Float64 => Column::Float64(Float64Builder::with_capacity(capacity)),
-            Shape::Boolean => Column::Boolean(BooleanBuilder::with_capacity(capacity)),
-            Shape::Utf8 => Column::Utf8(strings()),
-            Shape::Binary => Column::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16)),
+            Shape::Scalar(scalar) => Column::Scalar(*scalar, Leaf::new(*scalar, capacity)),
             Shape::Enum(descriptor) => Column::Enum(strings(), descriptor),
             Shape::Timestamp => Column::Timestamp(
                 TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone(UTC),
@@ -964,147 +1183,197 @@ impl<'a> Column<'a> {
             Shape::Duration => {
                 Column::Duration(DurationMicrosecondBuilder::with_capacity(capacity))
             }
-            Shape::Json(kind) => Column::Json(strings(), *kind),
+            Shape::Json(kind, descriptor) => Column::Json(strings(), *kind, descriptor),
             Shape::Wrapper(field, inner) => {
                 Column::Wrapper(field, Box::new(Column::new(inner, capacity)))
             }
             Shape::Present => Column::Present(BooleanBuilder::with_capacity(capacity)),
             Shape::Message {
-                members, fields, ..
-            } => Column::Struct {
                 members,
                 fields,
+                lookup,
+                oneofs,
+                ..
+            } => Column::Struct(StructColumn {
+                members,
+                fields,
+                lookup,
                 columns: members
                     .iter()
                     .map(|member| Column::new(&member.shape, capacity))
                     .collect(),
                 nulls: NullBufferBuilder::new(capacity),
-            },
-            Shape::List { item, shape } => Column::List {
+                stamp: 0,
+                last: vec![(0, Slot::Empty); members.len()],
+                oneof_last: vec![(0, 0); *oneofs],
+            }),
+            Shape::List { item, shape } => Column::List(ListColumn {
                 item,
                 offsets: OffsetBufferBuilder::new(capacity),
                 nulls: NullBufferBuilder::new(capacity),
                 items: Box::new(Column::new(shape, capacity)),
-            },
+            }),
             Shape::Map {
                 entries,
                 key,
                 value,
-            } => Column::Map {
+                value_default,
+            } => Column::Map(MapColumn {
                 entries,
+                key: *key,
+                value_default,
                 offsets: OffsetBufferBuilder::new(capacity),
                 nulls: NullBufferBuilder::new(capacity),
-                keys: Box::new(Column::new(key, capacity)),
+                keys: Leaf::new(*key, capacity),
                 values: Box::new(Column::new(value, capacity)),
-            },
+                pending: Vec::new(),
+            }),
         }
     }
 
-    /// Append a value of this column's Protobuf type.
+    /// Append a value of this column's Protobuf type, as prost-reflect decoded it.
     fn append(&mut self, value: &Value) {
-        match (self, value) {
-            (Column::Int32(builder), Value::I32(v)) => builder.append_value(*v),
-            (Column::Int64(builder), Value::I64(v)) => builder.append_value(*v),
-            (Column::UInt32(builder), Value::U32(v)) => builder.append_value(*v),
-            (Column::UInt64(builder), Value::U64(v)) => builder.append_value(*v),
-            (Column::Float32(builder), Value::F32(v)) => builder.append_value(*v),
-            (Column::Float64(builder), Value::F64(v)) => builder.append_value(*v),
-            (Column::Boolean(builder), Value::Bool(v)) => builder.append_value(*v),
-            (Column::Utf8(builder), Value::String(v)) => builder.append_value(v),
-            (Column::Binary(builder), Value::Bytes(v)) => builder.append_value(v),
+        let fits = match (&mut *self, value) {
+            (Column::Scalar(_, leaf), value) => leaf.append_value(value),
             (Column::Enum(builder, descriptor), Value::EnumNumber(number)) => {
-                match descriptor.get_value(*number) {
-                    Some(known) => builder.append_value(known.name()),
-                    None => builder.append_value(number.to_string()),
-                }
+                append_enum(builder, descriptor, *number);
+                true
             }
             (Column::Timestamp(builder), Value::Message(message)) => {
-                builder.append_option(timestamp_micros(message))
+                builder.append_option(timestamp_micros(message));
+                true
             }
             (Column::Duration(builder), Value::Message(message)) => {
-                builder.append_option(duration_micros(message))
+                builder.append_option(duration_micros(message));
+                true
             }
-            (Column::Json(builder, kind), Value::Message(message)) => {
-                builder.append_value(json_text(*kind, message))
+            (Column::Json(builder, kind, _), Value::Message(message)) => {
+                builder.append_value(json_text(*kind, message));
+                true
             }
             (Column::Wrapper(field, inner), Value::Message(message)) => {
-                inner.append(&message.get_field(field))
+                inner.append(&message.get_field(field));
+                true
             }
-            (Column::Present(builder), Value::Message(_)) => builder.append_value(true),
-            (
-                Column::Struct {
-                    members,
-                    columns,
-                    nulls,
-                    ..
-                },
-                Value::Message(message),
-            ) => {
-                for (member, column) in members.iter().zip(columns.iter_mut()) {
+            (Column::Present(builder), Value::Message(_)) => {
+                builder.append_value(true);
+                true
+            }
+            (Column::Struct(column), Value::Message(message)) => {
+                for (member, child) in column.members.iter().zip(&mut column.columns) {
                     if member.nullable && !message.has_field(&member.field) {
-                        column.append_null();
+                        child.append_null();
                     } else {
-                        column.append(&message.get_field(&member.field));
+                        child.append(&message.get_field(&member.field));
                     }
                 }
-                nulls.append_non_null();
+                column.nulls.append_non_null();
+                true
             }
-            (
-                Column::List {
-                    offsets,
-                    nulls,
-                    items,
-                    ..
-                },
-                Value::List(values),
-            ) => {
+            (Column::List(list), Value::List(values)) => {
                 for value in values {
-                    items.append(value);
+                    list.items.append(value);
                 }
-                offsets.push_length(values.len());
-                nulls.append_non_null();
+                list.push(values.len());
+                true
             }
-            (
-                Column::Map {
-                    offsets,
-                    nulls,
-                    keys,
-                    values,
-                    ..
-                },
-                Value::Map(entries),
-            ) => {
+            (Column::Map(map), Value::Map(entries)) => {
                 // A map decodes into a hash map: key order makes the rows reproducible.
                 let mut sorted: Vec<(&MapKey, &Value)> = entries.iter().collect();
                 sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
                 for (key, value) in &sorted {
-                    keys.append_key(key);
-                    values.append(value);
+                    if !map.keys.append_key(key) {
+                        debug_assert!(false, "map key {key:?} does not fit its column");
+                        map.keys.append_null();
+                    }
+                    map.values.append(value);
                 }
-                offsets.push_length(sorted.len());
-                nulls.append_non_null();
+                map.offsets.push_length(sorted.len());
+                map.nulls.append_non_null();
+                true
             }
-            (column, value) => {
-                // The shape and the message come from the same descriptor: unreachable unless
-                // prost-reflect breaks its own typing.
-                debug_assert!(false, "value {value:?} does not fit its column");
-                column.append_null();
-            }
+            _ => false,
+        };
+        if !fits {
+            // The shape and the message come from the same descriptor: unreachable unless
+            // prost-reflect breaks its own typing.
+            debug_assert!(false, "value {value:?} does not fit its column");
+            self.append_null();
         }
     }
 
-    /// Append a map key (a scalar column).
-    fn append_key(&mut self, key: &MapKey) {
-        match (self, key) {
-            (Column::Int32(builder), MapKey::I32(v)) => builder.append_value(*v),
-            (Column::Int64(builder), MapKey::I64(v)) => builder.append_value(*v),
-            (Column::UInt32(builder), MapKey::U32(v)) => builder.append_value(*v),
-            (Column::UInt64(builder), MapKey::U64(v)) => builder.append_value(*v),
-            (Column::Boolean(builder), MapKey::Bool(v)) => builder.append_value(*v),
-            (Column::Utf8(builder), MapKey::String(v)) => builder.append_value(v),
-            (column, key) => {
-                debug_assert!(false, "map key {key:?} does not fit its column");
-                column.append_null();
+    /// Append a value read off the wire, as [`Shape::fits_value`] accepted it.
+    fn append_wire(&mut self, wire: Wire<'_>) {
+        let fits = match (&mut *self, wire) {
+            (Column::Scalar(scalar, leaf), wire) => leaf.append_wire(*scalar, wire),
+            (Column::Enum(builder, descriptor), Wire::Varint(number)) => {
+                append_enum(builder, descriptor, number as i32);
+                true
+            }
+            (Column::Timestamp(builder), Wire::Len(body)) => {
+                let (seconds, nanos) = wire_seconds_nanos(body);
+                builder.append_option(micros_since_epoch(seconds, nanos));
+                true
+            }
+            (Column::Duration(builder), Wire::Len(body)) => {
+                let (seconds, nanos) = wire_seconds_nanos(body);
+                builder.append_option(micros_of_duration(seconds, nanos));
+                true
+            }
+            (Column::Json(builder, kind, descriptor), Wire::Len(body)) => {
+                match DynamicMessage::decode((*descriptor).clone(), body) {
+                    Ok(message) => {
+                        builder.append_value(json_text(*kind, &message));
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            (Column::Wrapper(field, inner), Wire::Len(body)) => {
+                match last_field(body, 1) {
+                    Some(value) => inner.append_wire(value),
+                    None => inner.append(&field.default_value()),
+                }
+                true
+            }
+            (Column::Present(builder), Wire::Len(_)) => {
+                builder.append_value(true);
+                true
+            }
+            (Column::Struct(column), Wire::Len(body)) => {
+                column.append_wire(body);
+                true
+            }
+            _ => false,
+        };
+        if !fits {
+            debug_assert!(false, "wire value {wire:?} does not fit its column");
+            self.append_null();
+        }
+    }
+
+    /// Append one occurrence of a repeated field off the wire: one item, or packed items.
+    /// Returns how many.
+    fn append_occurrence(&mut self, wire: Wire<'_>) -> usize {
+        let packed = match (&*self, wire) {
+            (Column::Scalar(scalar, _), Wire::Len(bytes)) if scalar.encoding() != Encoding::Len => {
+                Some((scalar.encoding(), bytes))
+            }
+            (Column::Enum(..), Wire::Len(bytes)) => Some((Encoding::Varint, bytes)),
+            _ => None,
+        };
+        match packed {
+            Some((encoding, bytes)) => {
+                let mut count = 0;
+                for_each_packed(encoding, bytes, |item| {
+                    self.append_wire(item);
+                    count += 1;
+                });
+                count
+            }
+            None => {
+                self.append_wire(wire);
+                1
             }
         }
     }
@@ -1113,96 +1382,772 @@ impl<'a> Column<'a> {
     /// validity masks them, as Arrow allows.
     fn append_null(&mut self) {
         match self {
-            Column::Int32(builder) => builder.append_null(),
-            Column::Int64(builder) => builder.append_null(),
-            Column::UInt32(builder) => builder.append_null(),
-            Column::UInt64(builder) => builder.append_null(),
-            Column::Float32(builder) => builder.append_null(),
-            Column::Float64(builder) => builder.append_null(),
-            Column::Boolean(builder) | Column::Present(builder) => builder.append_null(),
-            Column::Utf8(builder) | Column::Enum(builder, _) | Column::Json(builder, _) => {
-                builder.append_null()
-            }
-            Column::Binary(builder) => builder.append_null(),
+            Column::Scalar(_, leaf) => leaf.append_null(),
+            Column::Enum(builder, _) | Column::Json(builder, ..) => builder.append_null(),
             Column::Timestamp(builder) => builder.append_null(),
             Column::Duration(builder) => builder.append_null(),
             Column::Wrapper(_, inner) => inner.append_null(),
-            Column::Struct { columns, nulls, .. } => {
-                for column in columns {
-                    column.append_null();
+            Column::Present(builder) => builder.append_null(),
+            Column::Struct(column) => {
+                for child in &mut column.columns {
+                    child.append_null();
                 }
-                nulls.append_null();
+                column.nulls.append_null();
             }
-            Column::List { offsets, nulls, .. } | Column::Map { offsets, nulls, .. } => {
-                offsets.push_length(0);
-                nulls.append_null();
+            Column::List(list) => {
+                list.offsets.push_length(0);
+                list.nulls.append_null();
+            }
+            Column::Map(map) => {
+                map.offsets.push_length(0);
+                map.nulls.append_null();
             }
         }
     }
 
     fn finish(self) -> ArrayRef {
         match self {
-            Column::Int32(mut builder) => Arc::new(builder.finish()),
-            Column::Int64(mut builder) => Arc::new(builder.finish()),
-            Column::UInt32(mut builder) => Arc::new(builder.finish()),
-            Column::UInt64(mut builder) => Arc::new(builder.finish()),
-            Column::Float32(mut builder) => Arc::new(builder.finish()),
-            Column::Float64(mut builder) => Arc::new(builder.finish()),
-            Column::Boolean(mut builder) | Column::Present(mut builder) => {
+            Column::Scalar(_, leaf) => leaf.finish(),
+            Column::Enum(mut builder, _) | Column::Json(mut builder, ..) => {
                 Arc::new(builder.finish())
             }
-            Column::Utf8(mut builder)
-            | Column::Enum(mut builder, _)
-            | Column::Json(mut builder, _) => Arc::new(builder.finish()),
-            Column::Binary(mut builder) => Arc::new(builder.finish()),
             Column::Timestamp(mut builder) => Arc::new(builder.finish()),
             Column::Duration(mut builder) => Arc::new(builder.finish()),
             Column::Wrapper(_, inner) => inner.finish(),
-            Column::Struct {
-                fields,
-                columns,
-                mut nulls,
-                ..
-            } => Arc::new(StructArray::new(
-                fields.clone(),
-                columns.into_iter().map(Column::finish).collect(),
-                nulls.finish(),
+            Column::Present(mut builder) => Arc::new(builder.finish()),
+            Column::Struct(mut column) => Arc::new(StructArray::new(
+                column.fields.clone(),
+                column.columns.into_iter().map(Column::finish).collect(),
+                column.nulls.finish(),
             )),
-            Column::List {
-                item,
-                offsets,
-                mut nulls,
-                items,
-            } => Arc::new(ListArray::new(
-                item.clone(),
-                offsets.finish(),
-                items.finish(),
-                nulls.finish(),
+            Column::List(mut list) => Arc::new(ListArray::new(
+                list.item.clone(),
+                list.offsets.finish(),
+                list.items.finish(),
+                list.nulls.finish(),
             )),
-            Column::Map {
-                entries,
-                offsets,
-                mut nulls,
-                keys,
-                values,
-            } => {
-                let DataType::Struct(key_value) = entries.data_type() else {
+            Column::Map(mut map) => {
+                let DataType::Struct(key_value) = map.entries.data_type() else {
                     unreachable!("map entries are planned as a struct")
                 };
-                let entry_array = StructArray::new(
+                let entries = StructArray::new(
                     key_value.clone(),
-                    vec![keys.finish(), values.finish()],
+                    vec![map.keys.finish(), map.values.finish()],
                     None,
                 );
                 Arc::new(MapArray::new(
-                    entries.clone(),
-                    offsets.finish(),
-                    entry_array,
-                    nulls.finish(),
+                    map.entries.clone(),
+                    map.offsets.finish(),
+                    entries,
+                    map.nulls.finish(),
                     false,
                 ))
             }
         }
+    }
+}
+
+fn append_enum(builder: &mut StringBuilder, descriptor: &EnumDescriptor, number: i32) {
+    match descriptor.get_value(number) {
+        Some(known) => builder.append_value(known.name()),
+        None => builder.append_value(number.to_string()),
+    }
+}
+
+impl StructColumn<'_> {
+    /// Append the message in `body`, read off the wire as prost-reflect would read it: the
+    /// last value of a singular field wins, repeated fields gather every occurrence (packed
+    /// or not), the member of a oneof set last wins, later map entries replace earlier ones
+    /// with the same key.
+    fn append_wire(&mut self, body: &[u8]) {
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            // Wrapped around: stamps of 4 billion messages ago would look current.
+            self.last.fill((0, Slot::Empty));
+            self.oneof_last.fill((0, 0));
+            self.stamp = 1;
+        }
+        let stamp = self.stamp;
+        let mut fields = WireFields::new(body);
+        while let Ok(Some((number, wire))) = fields.next_field() {
+            let Target::Member(index) = self.lookup.get(number) else {
+                continue;
+            };
+            let last = &mut self.last[index];
+            match &mut self.columns[index] {
+                Column::List(list) => {
+                    let before = match *last {
+                        (seen, Slot::Items(count)) if seen == stamp => count,
+                        _ => 0,
+                    };
+                    *last = (
+                        stamp,
+                        Slot::Items(before + list.items.append_occurrence(wire)),
+                    );
+                }
+                Column::Map(map) => map.collect(body, wire),
+                _ => {
+                    *last = (stamp, Slot::of(body, wire));
+                    if let Some(oneof) = self.members[index].oneof {
+                        self.oneof_last[oneof] = (stamp, index);
+                    }
+                }
+            }
+        }
+        for (index, (member, column)) in self.members.iter().zip(&mut self.columns).enumerate() {
+            let last = match self.last[index] {
+                (seen, slot) if seen == stamp => slot,
+                _ => Slot::Empty,
+            };
+            match column {
+                Column::List(list) => match last {
+                    Slot::Items(count) => list.push(count),
+                    _ => list.push(0),
+                },
+                Column::Map(map) => map.flush(body),
+                column => {
+                    let superseded = member
+                        .oneof
+                        .is_some_and(|oneof| self.oneof_last[oneof] != (stamp, index));
+                    match last.wire(body).filter(|_| !superseded) {
+                        Some(wire) => column.append_wire(wire),
+                        None if member.nullable => column.append_null(),
+                        None => column.append(&member.default),
+                    }
+                }
+            }
+        }
+        self.nulls.append_non_null();
+    }
+}
+
+impl ListColumn<'_> {
+    /// Close a list of `count` items, appended already.
+    fn push(&mut self, count: usize) {
+        self.offsets.push_length(count);
+        self.nulls.append_non_null();
+    }
+}
+
+impl MapColumn<'_> {
+    /// Take in one entry of this map, a field of the message in `body`.
+    fn collect(&mut self, body: &[u8], wire: Wire<'_>) {
+        let Wire::Len(entry) = wire else {
+            debug_assert!(false, "a map entry is length-delimited");
+            return;
+        };
+        let mut key = Key::default_of(self.key);
+        let mut value = Slot::Empty;
+        let mut fields = WireFields::new(entry);
+        while let Ok(Some((number, wire))) = fields.next_field() {
+            match number {
+                1 => key = Key::of(self.key, body, wire),
+                2 => value = Slot::of(body, wire),
+                _ => {}
+            }
+        }
+        self.pending.push((key, value));
+    }
+
+    /// Append the entries taken in for the message in `body`: in key order, the last of
+    /// each key.
+    fn flush(&mut self, body: &[u8]) {
+        // Stable: entries with equal keys stay in wire order.
+        self.pending.sort_by(|a, b| a.0.compare(&b.0, body));
+        let mut count = 0;
+        for (index, (key, value)) in self.pending.iter().enumerate() {
+            let replaced = self
+                .pending
+                .get(index + 1)
+                .is_some_and(|(next, _)| next.compare(key, body).is_eq());
+            if replaced {
+                continue;
+            }
+            if !key.append_to(&mut self.keys, body) {
+                debug_assert!(false, "map key does not fit its column");
+                self.keys.append_null();
+            }
+            match value.wire(body) {
+                Some(wire) => self.values.append_wire(wire),
+                None => self.values.append(self.value_default),
+            }
+            count += 1;
+        }
+        self.pending.clear();
+        self.offsets.push_length(count);
+        self.nulls.append_non_null();
+    }
+}
+
+impl Leaf {
+    fn new(scalar: Scalar, capacity: usize) -> Self {
+        match scalar.data_type() {
+            DataType::Int32 => Leaf::Int32(Int32Builder::with_capacity(capacity)),
+            DataType::Int64 => Leaf::Int64(Int64Builder::with_capacity(capacity)),
+            DataType::UInt32 => Leaf::UInt32(UInt32Builder::with_capacity(capacity)),
+            DataType::UInt64 => Leaf::UInt64(UInt64Builder::with_capacity(capacity)),
+            DataType::Float32 => Leaf::Float32(Float32Builder::with_capacity(capacity)),
+            DataType::Float64 => Leaf::Float64(Float64Builder::with_capacity(capacity)),
+            DataType::Boolean => Leaf::Boolean(BooleanBuilder::with_capacity(capacity)),
+            DataType::Utf8 => Leaf::Utf8(StringBuilder::with_capacity(capacity, capacity * 8)),
+            _ => Leaf::Binary(BinaryBuilder::with_capacity(capacity, capacity * 8)),
+        }
+    }
+
+    /// Append a prost-reflect value; false when it is not of this column's type.
+    fn append_value(&mut self, value: &Value) -> bool {
+        match (self, value) {
+            (Leaf::Int32(builder), Value::I32(v)) => builder.append_value(*v),
+            (Leaf::Int64(builder), Value::I64(v)) => builder.append_value(*v),
+            (Leaf::UInt32(builder), Value::U32(v)) => builder.append_value(*v),
+            (Leaf::UInt64(builder), Value::U64(v)) => builder.append_value(*v),
+            (Leaf::Float32(builder), Value::F32(v)) => builder.append_value(*v),
+            (Leaf::Float64(builder), Value::F64(v)) => builder.append_value(*v),
+            (Leaf::Boolean(builder), Value::Bool(v)) => builder.append_value(*v),
+            (Leaf::Utf8(builder), Value::String(v)) => builder.append_value(v),
+            (Leaf::Binary(builder), Value::Bytes(v)) => builder.append_value(v),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Append a prost-reflect map key; false when it is not of this column's type.
+    fn append_key(&mut self, key: &MapKey) -> bool {
+        match (self, key) {
+            (Leaf::Int32(builder), MapKey::I32(v)) => builder.append_value(*v),
+            (Leaf::Int64(builder), MapKey::I64(v)) => builder.append_value(*v),
+            (Leaf::UInt32(builder), MapKey::U32(v)) => builder.append_value(*v),
+            (Leaf::UInt64(builder), MapKey::U64(v)) => builder.append_value(*v),
+            (Leaf::Boolean(builder), MapKey::Bool(v)) => builder.append_value(*v),
+            (Leaf::Utf8(builder), MapKey::String(v)) => builder.append_value(v),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Append a value of `scalar` off the wire, converted as prost converts it; false when
+    /// the wire type is not the scalar's.
+    fn append_wire(&mut self, scalar: Scalar, wire: Wire<'_>) -> bool {
+        match (self, scalar, wire) {
+            (Leaf::Int32(builder), Scalar::Int32, Wire::Varint(v)) => {
+                builder.append_value(v as i32)
+            }
+            (Leaf::Int32(builder), Scalar::Sint32, Wire::Varint(v)) => {
+                builder.append_value(zigzag32(v))
+            }
+            (Leaf::Int32(builder), Scalar::Sfixed32, Wire::Fixed32(v)) => {
+                builder.append_value(v as i32)
+            }
+            (Leaf::Int64(builder), Scalar::Int64, Wire::Varint(v)) => {
+                builder.append_value(v as i64)
+            }
+            (Leaf::Int64(builder), Scalar::Sint64, Wire::Varint(v)) => {
+                builder.append_value(zigzag64(v))
+            }
+            (Leaf::Int64(builder), Scalar::Sfixed64, Wire::Fixed64(v)) => {
+                builder.append_value(v as i64)
+            }
+            (Leaf::UInt32(builder), Scalar::Uint32, Wire::Varint(v)) => {
+                builder.append_value(v as u32)
+            }
+            (Leaf::UInt32(builder), Scalar::Fixed32, Wire::Fixed32(v)) => builder.append_value(v),
+            (Leaf::UInt64(builder), Scalar::Uint64, Wire::Varint(v)) => builder.append_value(v),
+            (Leaf::UInt64(builder), Scalar::Fixed64, Wire::Fixed64(v)) => builder.append_value(v),
+            (Leaf::Float32(builder), _, Wire::Fixed32(v)) => {
+                builder.append_value(f32::from_bits(v))
+            }
+            (Leaf::Float64(builder), _, Wire::Fixed64(v)) => {
+                builder.append_value(f64::from_bits(v))
+            }
+            (Leaf::Boolean(builder), _, Wire::Varint(v)) => builder.append_value(v != 0),
+            (Leaf::Utf8(builder), _, Wire::Len(bytes)) => match std::str::from_utf8(bytes) {
+                Ok(text) => builder.append_value(text),
+                Err(_) => return false,
+            },
+            (Leaf::Binary(builder), _, Wire::Len(bytes)) => builder.append_value(bytes),
+            _ => return false,
+        }
+        true
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Leaf::Int32(builder) => builder.append_null(),
+            Leaf::Int64(builder) => builder.append_null(),
+            Leaf::UInt32(builder) => builder.append_null(),
+            Leaf::UInt64(builder) => builder.append_null(),
+            Leaf::Float32(builder) => builder.append_null(),
+            Leaf::Float64(builder) => builder.append_null(),
+            Leaf::Boolean(builder) => builder.append_null(),
+            Leaf::Utf8(builder) => builder.append_null(),
+            Leaf::Binary(builder) => builder.append_null(),
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            Leaf::Int32(mut builder) => Arc::new(builder.finish()),
+            Leaf::Int64(mut builder) => Arc::new(builder.finish()),
+            Leaf::UInt32(mut builder) => Arc::new(builder.finish()),
+            Leaf::UInt64(mut builder) => Arc::new(builder.finish()),
+            Leaf::Float32(mut builder) => Arc::new(builder.finish()),
+            Leaf::Float64(mut builder) => Arc::new(builder.finish()),
+            Leaf::Boolean(mut builder) => Arc::new(builder.finish()),
+            Leaf::Utf8(mut builder) => Arc::new(builder.finish()),
+            Leaf::Binary(mut builder) => Arc::new(builder.finish()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wire: reading bodies without prost-reflect
+// ---------------------------------------------------------------------------------------------
+//
+// prost-reflect decodes a body into a tree of dynamic values, every field looked up and
+// allocated; most of a decode call went there. Rows whose body the wire reader takes are read
+// straight into the builders instead, in two passes: `Shape::fits_message` checks that the body
+// is one prost-reflect reads without error and without merging (not so: a message field given
+// twice, groups, extensions, JSON well-known types, nesting past `WIRE_DEPTH_LIMIT`), then
+// `Column::append_wire` appends it. Every other row goes to prost-reflect, which stays the
+// reference: both paths give the same values, and only prost-reflect reports errors.
+
+/// Messages nested this deep are left to prost-reflect (whose limit is 100).
+const WIRE_DEPTH_LIMIT: usize = 64;
+
+/// One field value on the wire.
+#[derive(Clone, Copy, Debug)]
+enum Wire<'b> {
+    Varint(u64),
+    Fixed64(u64),
+    Fixed32(u32),
+    Len(&'b [u8]),
+}
+
+/// How a scalar is encoded on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    Varint,
+    Fixed64,
+    Fixed32,
+    Len,
+}
+
+/// Bytes the wire reader leaves to prost-reflect.
+struct Unfit;
+
+/// The fields of a message body, in wire order.
+struct WireFields<'b> {
+    rest: &'b [u8],
+}
+
+impl<'b> WireFields<'b> {
+    fn new(body: &'b [u8]) -> Self {
+        Self { rest: body }
+    }
+
+    /// The next field number and value; `None` at the end of the body.
+    ///
+    /// # Errors
+    /// [`Unfit`] where prost would fail (a bad key or varint, a length past the end) and for
+    /// groups, which the wire reader doesn't read.
+    fn next_field(&mut self) -> std::result::Result<Option<(u32, Wire<'b>)>, Unfit> {
+        if self.rest.is_empty() {
+            return Ok(None);
+        }
+        let key = read_varint(&mut self.rest)?;
+        let key = u32::try_from(key).map_err(|_| Unfit)?;
+        let number = key >> 3;
+        if number == 0 {
+            return Err(Unfit);
+        }
+        let wire = match key & 7 {
+            0 => Wire::Varint(read_varint(&mut self.rest)?),
+            1 => Wire::Fixed64(u64::from_le_bytes(read_fixed(&mut self.rest)?)),
+            2 => {
+                let len = usize::try_from(read_varint(&mut self.rest)?).map_err(|_| Unfit)?;
+                if len > self.rest.len() {
+                    return Err(Unfit);
+                }
+                let (value, rest) = self.rest.split_at(len);
+                self.rest = rest;
+                Wire::Len(value)
+            }
+            5 => Wire::Fixed32(u32::from_le_bytes(read_fixed(&mut self.rest)?)),
+            _ => return Err(Unfit),
+        };
+        Ok(Some((number, wire)))
+    }
+}
+
+/// A varint as prost reads it: at most 10 bytes, the tenth below 2.
+fn read_varint(rest: &mut &[u8]) -> std::result::Result<u64, Unfit> {
+    let mut value = 0u64;
+    for (index, &byte) in rest.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * index);
+        if byte < 0x80 {
+            if index == 9 && byte >= 2 {
+                return Err(Unfit);
+            }
+            *rest = &rest[index + 1..];
+            return Ok(value);
+        }
+    }
+    Err(Unfit)
+}
+
+fn read_fixed<const N: usize>(rest: &mut &[u8]) -> std::result::Result<[u8; N], Unfit> {
+    let (value, tail) = rest.split_first_chunk::<N>().ok_or(Unfit)?;
+    *rest = tail;
+    Ok(*value)
+}
+
+/// Call `each` on the items of a packed repeated field; false (and maybe some calls) when
+/// the items don't fill `bytes` exactly.
+fn for_each_packed(encoding: Encoding, mut bytes: &[u8], mut each: impl FnMut(Wire<'_>)) -> bool {
+    while !bytes.is_empty() {
+        let item = match encoding {
+            Encoding::Varint => read_varint(&mut bytes).map(Wire::Varint),
+            Encoding::Fixed64 => {
+                read_fixed(&mut bytes).map(|b| Wire::Fixed64(u64::from_le_bytes(b)))
+            }
+            Encoding::Fixed32 => {
+                read_fixed(&mut bytes).map(|b| Wire::Fixed32(u32::from_le_bytes(b)))
+            }
+            Encoding::Len => return false,
+        };
+        match item {
+            Ok(item) => each(item),
+            Err(Unfit) => return false,
+        }
+    }
+    true
+}
+
+/// Whether every field of `body` reads and passes `check(number, value)`.
+fn fits_fields(body: &[u8], mut check: impl FnMut(u32, Wire<'_>) -> bool) -> bool {
+    let mut fields = WireFields::new(body);
+    loop {
+        match fields.next_field() {
+            Ok(Some((number, wire))) => {
+                if !check(number, wire) {
+                    return false;
+                }
+            }
+            Ok(None) => return true,
+            Err(Unfit) => return false,
+        }
+    }
+}
+
+/// The last value of field `number` in `body`.
+fn last_field(body: &[u8], number: u32) -> Option<Wire<'_>> {
+    let mut fields = WireFields::new(body);
+    let mut last = None;
+    while let Ok(Some((field, wire))) = fields.next_field() {
+        if field == number {
+            last = Some(wire);
+        }
+    }
+    last
+}
+
+/// The seconds and nanos of a Timestamp or Duration body.
+fn wire_seconds_nanos(body: &[u8]) -> (i64, i32) {
+    let mut seconds = 0;
+    let mut nanos = 0;
+    let mut fields = WireFields::new(body);
+    while let Ok(Some((number, wire))) = fields.next_field() {
+        match (number, wire) {
+            (1, Wire::Varint(v)) => seconds = v as i64,
+            (2, Wire::Varint(v)) => nanos = v as i32,
+            _ => {}
+        }
+    }
+    (seconds, nanos)
+}
+
+fn zigzag32(value: u64) -> i32 {
+    let value = value as u32;
+    ((value >> 1) as i32) ^ -((value & 1) as i32)
+}
+
+fn zigzag64(value: u64) -> i64 {
+    ((value >> 1) as i64) ^ -((value & 1) as i64)
+}
+
+impl Scalar {
+    /// Whether prost reads `wire` as a value of this scalar.
+    fn fits(self, wire: Wire<'_>) -> bool {
+        match (self.encoding(), wire) {
+            (Encoding::Varint, Wire::Varint(_))
+            | (Encoding::Fixed64, Wire::Fixed64(_))
+            | (Encoding::Fixed32, Wire::Fixed32(_)) => true,
+            (Encoding::Len, Wire::Len(bytes)) => {
+                self != Scalar::String || std::str::from_utf8(bytes).is_ok()
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Shape {
+    /// Whether the wire reader reads `body`, a message of this shape at nesting `depth`, to
+    /// what prost-reflect decodes from it, a decode that passes [`Shape::check_message`].
+    fn fits_message(&self, body: &[u8], depth: usize) -> bool {
+        if depth >= WIRE_DEPTH_LIMIT {
+            return false;
+        }
+        let Shape::Message {
+            members, lookup, ..
+        } = self
+        else {
+            // A message the reader knows no field of: every field is skipped.
+            return fits_fields(body, |_, _| true);
+        };
+        // The singular message fields seen so far, by member index.
+        let mut seen: u128 = 0;
+        fits_fields(body, |number, wire| {
+            let index = match lookup.get(number) {
+                Target::Unknown => return true,
+                Target::Deferred => return false,
+                Target::Member(index) => index,
+            };
+            match &members[index].shape {
+                Shape::List { shape: item, .. } => item.fits_occurrence(wire, depth),
+                Shape::Map { key, value, .. } => fits_entry(*key, value, wire, depth),
+                shape => {
+                    if shape.is_message() {
+                        // Given twice, a message field is merged: prost-reflect does that.
+                        let Some(bit) = u32::try_from(index)
+                            .ok()
+                            .and_then(|index| 1u128.checked_shl(index))
+                        else {
+                            return false;
+                        };
+                        if seen & bit != 0 {
+                            return false;
+                        }
+                        seen |= bit;
+                    }
+                    shape.fits_value(wire, depth)
+                }
+            }
+        })
+    }
+
+    /// Whether the wire reader reads `wire` as a (singular) value of this shape.
+    fn fits_value(&self, wire: Wire<'_>, depth: usize) -> bool {
+        match (self, wire) {
+            (Shape::Scalar(scalar), wire) => scalar.fits(wire),
+            (Shape::Enum(_), Wire::Varint(_)) => true,
+            (Shape::Message { .. } | Shape::Present, Wire::Len(body)) => {
+                self.fits_message(body, depth + 1)
+            }
+            (Shape::Wrapper(_, inner), Wire::Len(body)) => {
+                depth + 1 < WIRE_DEPTH_LIMIT
+                    && fits_fields(body, |number, wire| {
+                        number != 1 || inner.fits_value(wire, depth + 1)
+                    })
+            }
+            (Shape::Timestamp, Wire::Len(body)) => {
+                depth + 1 < WIRE_DEPTH_LIMIT && fits_seconds_nanos(body, micros_since_epoch)
+            }
+            (Shape::Duration, Wire::Len(body)) => {
+                depth + 1 < WIRE_DEPTH_LIMIT && fits_seconds_nanos(body, micros_of_duration)
+            }
+            // JSON well-known types nest without bound: prost-reflect reads them.
+            _ => false,
+        }
+    }
+
+    /// Whether the wire reader reads `wire` as one occurrence of a repeated field of items
+    /// of this shape: one item, or packed items.
+    fn fits_occurrence(&self, wire: Wire<'_>, depth: usize) -> bool {
+        match (self, wire) {
+            (Shape::Scalar(scalar), Wire::Len(packed)) if scalar.encoding() != Encoding::Len => {
+                for_each_packed(scalar.encoding(), packed, |_| {})
+            }
+            (Shape::Enum(_), Wire::Len(packed)) => {
+                for_each_packed(Encoding::Varint, packed, |_| {})
+            }
+            _ => self.fits_value(wire, depth),
+        }
+    }
+}
+
+/// Whether the wire reader reads `wire` as one entry of a map.
+fn fits_entry(key: Scalar, value: &Shape, wire: Wire<'_>, depth: usize) -> bool {
+    let Wire::Len(entry) = wire else {
+        return false;
+    };
+    if depth + 1 >= WIRE_DEPTH_LIMIT {
+        return false;
+    }
+    let mut value_seen = false;
+    fits_fields(entry, |number, wire| match number {
+        1 => key.fits(wire),
+        2 => {
+            if value.is_message() {
+                if value_seen {
+                    return false;
+                }
+                value_seen = true;
+            }
+            value.fits_value(wire, depth + 1)
+        }
+        _ => true,
+    })
+}
+
+/// Whether a Timestamp or Duration body reads, and `micros` takes its last seconds and nanos.
+fn fits_seconds_nanos(body: &[u8], micros: fn(i64, i32) -> Option<i64>) -> bool {
+    let mut seconds = 0;
+    let mut nanos = 0;
+    fits_fields(body, |number, wire| match (number, wire) {
+        (1, Wire::Varint(v)) => {
+            seconds = v as i64;
+            true
+        }
+        (2, Wire::Varint(v)) => {
+            nanos = v as i32;
+            true
+        }
+        (1 | 2, _) => false,
+        _ => true,
+    }) && micros(seconds, nanos).is_some()
+}
+
+/// What a member of a message read off the wire has so far: a singular member its last
+/// value (a length-delimited one by its place in the body), a repeated member its number of
+/// items.
+#[derive(Clone, Copy)]
+enum Slot {
+    Empty,
+    Varint(u64),
+    Fixed64(u64),
+    Fixed32(u32),
+    Len { start: usize, end: usize },
+    Items(usize),
+}
+
+impl Slot {
+    fn of(body: &[u8], wire: Wire<'_>) -> Self {
+        match wire {
+            Wire::Varint(v) => Slot::Varint(v),
+            Wire::Fixed64(v) => Slot::Fixed64(v),
+            Wire::Fixed32(v) => Slot::Fixed32(v),
+            Wire::Len(bytes) => {
+                let start = offset_in(body, bytes);
+                Slot::Len {
+                    start,
+                    end: start + bytes.len(),
+                }
+            }
+        }
+    }
+
+    fn wire(self, body: &[u8]) -> Option<Wire<'_>> {
+        match self {
+            Slot::Empty | Slot::Items(_) => None,
+            Slot::Varint(v) => Some(Wire::Varint(v)),
+            Slot::Fixed64(v) => Some(Wire::Fixed64(v)),
+            Slot::Fixed32(v) => Some(Wire::Fixed32(v)),
+            Slot::Len { start, end } => body.get(start..end).map(Wire::Len),
+        }
+    }
+}
+
+/// Where `inner`, a part of `outer`, starts in it.
+fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
+    let offset = (inner.as_ptr() as usize).wrapping_sub(outer.as_ptr() as usize);
+    debug_assert!(
+        offset + inner.len() <= outer.len(),
+        "not a part of the body"
+    );
+    offset
+}
+
+/// A map key off the wire, comparable the way prost-reflect's [`MapKey`]s are.
+#[derive(Clone, Copy)]
+enum Key {
+    Signed(i64),
+    Unsigned(u64),
+    Bool(bool),
+    /// A string key: where it is in the message body.
+    Text {
+        start: usize,
+        end: usize,
+    },
+}
+
+impl Key {
+    /// The key of an entry that has none on the wire.
+    fn default_of(scalar: Scalar) -> Self {
+        match scalar {
+            Scalar::Uint32 | Scalar::Uint64 | Scalar::Fixed32 | Scalar::Fixed64 => Key::Unsigned(0),
+            Scalar::Bool => Key::Bool(false),
+            Scalar::String | Scalar::Bytes => Key::Text { start: 0, end: 0 },
+            _ => Key::Signed(0),
+        }
+    }
+
+    fn of(scalar: Scalar, body: &[u8], wire: Wire<'_>) -> Self {
+        match (scalar, wire) {
+            (Scalar::Int32, Wire::Varint(v)) => Key::Signed(i64::from(v as i32)),
+            (Scalar::Sint32, Wire::Varint(v)) => Key::Signed(i64::from(zigzag32(v))),
+            (Scalar::Sfixed32, Wire::Fixed32(v)) => Key::Signed(i64::from(v as i32)),
+            (Scalar::Int64, Wire::Varint(v)) => Key::Signed(v as i64),
+            (Scalar::Sint64, Wire::Varint(v)) => Key::Signed(zigzag64(v)),
+            (Scalar::Sfixed64, Wire::Fixed64(v)) => Key::Signed(v as i64),
+            (Scalar::Uint32, Wire::Varint(v)) => Key::Unsigned(u64::from(v as u32)),
+            (Scalar::Fixed32, Wire::Fixed32(v)) => Key::Unsigned(u64::from(v)),
+            (Scalar::Uint64, Wire::Varint(v)) | (Scalar::Fixed64, Wire::Fixed64(v)) => {
+                Key::Unsigned(v)
+            }
+            (Scalar::Bool, Wire::Varint(v)) => Key::Bool(v != 0),
+            (Scalar::String, Wire::Len(bytes)) => {
+                let start = offset_in(body, bytes);
+                Key::Text {
+                    start,
+                    end: start + bytes.len(),
+                }
+            }
+            _ => {
+                debug_assert!(false, "map key {wire:?} does not fit {scalar:?}");
+                Key::default_of(scalar)
+            }
+        }
+    }
+
+    fn compare(&self, other: &Key, body: &[u8]) -> std::cmp::Ordering {
+        match (self, other) {
+            (Key::Signed(a), Key::Signed(b)) => a.cmp(b),
+            (Key::Unsigned(a), Key::Unsigned(b)) => a.cmp(b),
+            (Key::Bool(a), Key::Bool(b)) => a.cmp(b),
+            (Key::Text { start, end }, Key::Text { start: s, end: e }) => {
+                body.get(*start..*end).cmp(&body.get(*s..*e))
+            }
+            _ => std::cmp::Ordering::Equal,
+        }
+    }
+
+    /// Append to the key column; false when the key is not of its type.
+    fn append_to(&self, keys: &mut Leaf, body: &[u8]) -> bool {
+        match (keys, self) {
+            (Leaf::Int32(builder), Key::Signed(v)) => builder.append_value(*v as i32),
+            (Leaf::Int64(builder), Key::Signed(v)) => builder.append_value(*v),
+            (Leaf::UInt32(builder), Key::Unsigned(v)) => builder.append_value(*v as u32),
+            (Leaf::UInt64(builder), Key::Unsigned(v)) => builder.append_value(*v),
+            (Leaf::Boolean(builder), Key::Bool(v)) => builder.append_value(*v),
+            (Leaf::Utf8(builder), Key::Text { start, end }) => {
+                match body.get(*start..*end).map(std::str::from_utf8) {
+                    Some(Ok(text)) => builder.append_value(text),
+                    _ => return false,
+                }
+            }
+            _ => return false,
+        }
+        true
     }
 }
 
@@ -2545,5 +3490,310 @@ mod tests {
             "schema id 7: the registry holds an Avro schema, not a Protobuf one: set \
              value_format to 'avro'"
         );
+    }
+
+    // --- the wire reader against prost-reflect ---
+
+    /// proto2: unpacked repeated fields, defaults, a group, an extension, sparse numbers.
+    const LEGACY: &str = r#"
+        syntax = "proto2";
+        package legacy;
+        import "google/protobuf/duration.proto";
+        import "google/protobuf/wrappers.proto";
+
+        message Record {
+          optional int32 a = 1;
+          optional sint64 b = 2 [default = -5];
+          repeated fixed32 c = 3;
+          repeated sfixed64 d = 4 [packed = true];
+          repeated Kind kinds = 5;
+          optional Kind kind = 6 [default = BETA];
+          map<int32, string> by_id = 7;
+          map<bool, Inner> flags = 8;
+          map<sint64, double> scores = 9;
+          map<uint64, Kind> kinds_by = 10;
+          optional group Legacy = 11 { optional int32 x = 12; }
+          oneof choice {
+            float f = 13;
+            bytes raw = 14;
+            Inner inner = 15;
+          }
+          optional google.protobuf.Duration took = 16;
+          required string name = 17;
+          repeated google.protobuf.UInt64Value counters = 18;
+          map<fixed32, google.protobuf.BoolValue> seen = 19;
+          optional uint32 far = 100000;
+          extensions 200 to 300;
+
+          message Inner {
+            optional string s = 1;
+            repeated int64 v = 2;
+            optional Inner2 deeper = 3;
+          }
+          message Inner2 { optional sfixed32 z = 1; }
+          enum Kind {
+            ALPHA = 1;
+            BETA = 2;
+          }
+        }
+
+        extend Record {
+          optional int32 ext = 200;
+        }
+    "#;
+
+    /// A small deterministic generator (splitmix64).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn chance(&mut self, percent: u64) -> bool {
+            self.below(100) < percent
+        }
+
+        fn int(&mut self) -> i64 {
+            match self.below(4) {
+                0 => 0,
+                1 => self.below(300) as i64 - 150,
+                2 => self.next() as i64,
+                _ => [i64::MIN, i64::MAX, -1, 1][self.below(4) as usize],
+            }
+        }
+
+        fn text(&mut self) -> String {
+            let pieces = ["", "a", "b", "é", "数", "🦀", "z", "\"", "\u{0}"];
+            (0..self.below(4))
+                .map(|_| pieces[self.below(pieces.len() as u64) as usize])
+                .collect()
+        }
+    }
+
+    fn random_message(
+        rng: &mut Rng,
+        descriptor: &MessageDescriptor,
+        depth: usize,
+    ) -> DynamicMessage {
+        let mut message = DynamicMessage::new(descriptor.clone());
+        match descriptor.full_name() {
+            "google.protobuf.Timestamp" | "google.protobuf.Duration" => {
+                let seconds = if rng.chance(10) {
+                    rng.int()
+                } else {
+                    rng.int() % 100_000_000_000
+                };
+                let nanos = rng.below(1_000_000_000) as i32;
+                message.set_field_by_number(1, Value::I64(seconds));
+                message
+                    .set_field_by_number(2, Value::I32(if seconds < 0 { -nanos } else { nanos }));
+                return message;
+            }
+            "google.protobuf.Value" => {
+                let kind = if depth > 3 {
+                    rng.below(4) + 1
+                } else {
+                    rng.below(6) + 1
+                };
+                let value = match kind {
+                    1 => Value::EnumNumber(0),
+                    2 => Value::F64([0.5, -3.0, f64::NAN, 1e300][rng.below(4) as usize]),
+                    3 => Value::String(rng.text()),
+                    4 => Value::Bool(rng.chance(50)),
+                    _ => {
+                        let field = descriptor.get_field(kind as u32).unwrap();
+                        let Kind::Message(inner) = field.kind() else {
+                            unreachable!()
+                        };
+                        Value::Message(random_message(rng, &inner, depth + 1))
+                    }
+                };
+                message.set_field_by_number(kind as u32, value);
+                return message;
+            }
+            _ => {}
+        }
+        for field in descriptor.fields() {
+            if rng.chance(55) {
+                let value = random_field(rng, &field, depth);
+                message.set_field(&field, value);
+            }
+        }
+        message
+    }
+
+    fn random_field(rng: &mut Rng, field: &FieldDescriptor, depth: usize) -> Value {
+        let count = if depth > 2 { 0 } else { rng.below(4) };
+        if field.is_map() {
+            let Kind::Message(entry) = field.kind() else {
+                unreachable!()
+            };
+            let key_kind = entry.map_entry_key_field().kind();
+            let value_kind = entry.map_entry_value_field().kind();
+            let entries = (0..count)
+                .filter_map(|_| {
+                    random_value(rng, &key_kind, depth)
+                        .into_map_key()
+                        .map(|key| (key, random_value(rng, &value_kind, depth)))
+                })
+                .collect();
+            Value::Map(entries)
+        } else if field.is_list() {
+            Value::List(
+                (0..count)
+                    .map(|_| random_value(rng, &field.kind(), depth))
+                    .collect(),
+            )
+        } else {
+            random_value(rng, &field.kind(), depth)
+        }
+    }
+
+    fn random_value(rng: &mut Rng, kind: &Kind, depth: usize) -> Value {
+        match kind {
+            Kind::Double => {
+                Value::F64([0.0, -1.5, f64::NAN, f64::INFINITY, 1e-310][rng.below(5) as usize])
+            }
+            Kind::Float => Value::F32([0.0, 2.5, f32::NAN, -f32::INFINITY][rng.below(4) as usize]),
+            Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Value::I32(rng.int() as i32),
+            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Value::I64(rng.int()),
+            Kind::Uint32 | Kind::Fixed32 => Value::U32(rng.int() as u32),
+            Kind::Uint64 | Kind::Fixed64 => Value::U64(rng.int() as u64),
+            Kind::Bool => Value::Bool(rng.chance(50)),
+            Kind::String => Value::String(rng.text()),
+            Kind::Bytes => Value::Bytes(rng.text().into_bytes().into()),
+            Kind::Enum(descriptor) => {
+                if rng.chance(80) {
+                    let values: Vec<i32> = descriptor.values().map(|v| v.number()).collect();
+                    Value::EnumNumber(values[rng.below(values.len() as u64) as usize])
+                } else {
+                    Value::EnumNumber(rng.int() as i32)
+                }
+            }
+            Kind::Message(descriptor) => Value::Message(random_message(rng, descriptor, depth + 1)),
+        }
+    }
+
+    /// Unknown fields of every wire type, numbers the messages don't use.
+    fn unknown_fields(rng: &mut Rng) -> Vec<u8> {
+        let mut out = Vec::new();
+        for _ in 0..rng.below(3) + 1 {
+            let number = [150u64, 999, 5000, 200, 536_870_911][rng.below(5) as usize];
+            let wire = [0u64, 1, 2, 5][rng.below(4) as usize];
+            let mut key = (number << 3) | wire;
+            while key >= 0x80 {
+                out.push((key as u8) | 0x80);
+                key >>= 7;
+            }
+            out.push(key as u8);
+            match wire {
+                0 => out.extend([0x96, 0x01]),
+                1 => out.extend([7u8; 8]),
+                2 => out.extend([3, b'x', b'y', b'z']),
+                _ => out.extend([9u8; 4]),
+            }
+        }
+        out
+    }
+
+    /// Bodies of `descriptor` messages, valid and broken, as they may arrive.
+    fn random_bodies(rng: &mut Rng, descriptor: &MessageDescriptor) -> Vec<Vec<u8>> {
+        let mut bodies = Vec::new();
+        for _ in 0..6 {
+            let body = random_message(rng, descriptor, 0).encode_to_vec();
+            let other = random_message(rng, descriptor, 0).encode_to_vec();
+            bodies.push(body.clone());
+            // Two messages concatenated read as one merged message.
+            bodies.push([body.as_slice(), other.as_slice()].concat());
+            let mut unknown = body.clone();
+            unknown.extend(unknown_fields(rng));
+            bodies.push(unknown);
+            if !body.is_empty() {
+                let mut flipped = body.clone();
+                let at = rng.below(body.len() as u64) as usize;
+                flipped[at] ^= 1 << rng.below(8);
+                bodies.push(flipped);
+                bodies.push(body[..rng.below(body.len() as u64) as usize].to_vec());
+            }
+        }
+        bodies
+    }
+
+    fn assert_wire_reader_matches(schema: &str, message: Option<&str>, seed: u64) {
+        let mut wire = inline(schema, message).unwrap();
+        let mut reference = inline(schema, message).unwrap();
+        reference.wire_reader = false;
+        let descriptor = wire.reader.clone();
+        let mut rng = Rng(seed);
+        let bodies = random_bodies(&mut rng, &descriptor);
+        let mut payloads: Vec<Option<&[u8]>> =
+            bodies.iter().map(|body| Some(body.as_slice())).collect();
+        payloads.push(None);
+        let fast = wire.decode(&payloads).unwrap();
+        let slow = reference.decode(&payloads).unwrap();
+        assert_eq!(fast.failures, slow.failures, "seed {seed}");
+        assert_eq!(fast.array.to_data(), slow.array.to_data(), "seed {seed}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// The wire reader appends exactly what prost-reflect decodes, for valid, merged,
+        /// extended and broken bodies alike.
+        #[test]
+        fn test_protobuf_wire_reader_matches_prost_reflect(seed in proptest::prelude::any::<u64>()) {
+            assert_wire_reader_matches(SHOP, None, seed);
+            assert_wire_reader_matches(SHOP, Some("shop.Refund"), seed);
+            assert_wire_reader_matches(LEGACY, None, seed);
+        }
+    }
+
+    #[test]
+    fn test_protobuf_wire_reader_takes_plain_bodies() {
+        // Most well-formed bodies skip prost-reflect; merged, grouped and JSON ones don't.
+        let decoder = shop(None);
+        let mut rng = Rng(7);
+        let fitting = (0..200)
+            .filter(|_| {
+                let body = random_message(&mut rng, &decoder.reader, 0).encode_to_vec();
+                decoder.shape.fits_message(&body, 0)
+            })
+            .count();
+        assert!(fitting > 50, "{fitting} of 200 bodies fit");
+        let pool = pool(&decoder);
+        let plain = build(&pool, "shop.Order", vec![("id", string("o1"))]).encode_to_vec();
+        assert!(decoder.shape.fits_message(&plain, 0));
+        let attributes = build(
+            &pool,
+            "shop.Order",
+            vec![(
+                "attributes",
+                Value::Message(build(&pool, "google.protobuf.Struct", vec![])),
+            )],
+        )
+        .encode_to_vec();
+        assert!(!decoder.shape.fits_message(&attributes, 0));
+        let customer = build(
+            &pool,
+            "shop.Order",
+            vec![(
+                "customer",
+                Value::Message(build(&pool, "shop.Customer", vec![])),
+            )],
+        )
+        .encode_to_vec();
+        assert!(decoder.shape.fits_message(&customer, 0));
+        assert!(!decoder
+            .shape
+            .fits_message(&[customer.clone(), customer].concat(), 0));
     }
 }
