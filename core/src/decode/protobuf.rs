@@ -405,17 +405,19 @@ impl WriterSchemas {
             Ok(file) => file,
             Err(reason) => return Ok(Err(reason.clone())),
         };
-        let written = message_at(file, indexes, MapEntries::Skipped);
-        if written.as_ref().map(MessageDescriptor::full_name) == Some(reader) {
-            return Ok(Ok(()));
-        }
-        if indexes.len() > 1
-            && message_at(file, indexes, MapEntries::Counted)
-                .is_some_and(|message| message.full_name() == reader)
+        let skipped = message_at(file, indexes, MapEntries::Skipped);
+        let counted = if indexes.len() > 1 {
+            message_at(file, indexes, MapEntries::Counted)
+        } else {
+            None
+        };
+        if [&skipped, &counted]
+            .iter()
+            .any(|written| written.as_ref().map(MessageDescriptor::full_name) == Some(reader))
         {
             return Ok(Ok(()));
         }
-        Ok(Err(match written {
+        Ok(Err(match skipped.or(counted) {
             Some(written) => format!(
                 "written as message {}, reader message is {reader}",
                 written.full_name()
@@ -3795,5 +3797,95 @@ mod tests {
         assert!(!decoder
             .shape
             .fits_message(&[customer.clone(), customer].concat(), 0));
+    }
+
+    /// Apicurio 3.3.3's answer for a schema confluent-kafka 2.16.1's ProtobufSerializer
+    /// registered (a base64 FileDescriptorProto importing timestamp.proto):
+    ///
+    /// ```proto
+    /// syntax = "proto3";
+    /// package probe;
+    /// import "google/protobuf/timestamp.proto";
+    /// message Outer {
+    ///   map<string, int64> counts = 1;
+    ///   message Inner { string name = 1; }
+    ///   Inner inner = 2;
+    ///   google.protobuf.Timestamp at = 3;
+    /// }
+    /// message Second { int32 x = 1; }
+    /// ```
+    const APICURIO_PROBE: &str = concat!(
+        "Cgtwcm9iZS5wcm90bxIFcHJvYmUaH2dvb2dsZS9wcm90b2J1Zi90aW1lc3RhbXAucHJvdG8i5wEKBU91dGVy",
+        "EjAKBmNvdW50cxgBIAMoCzIYLnByb2JlLk91dGVyLkNvdW50c0VudHJ5UgZjb3VudHMSKAoFaW5uZXIYAiAB",
+        "KAsyEi5wcm9iZS5PdXRlci5Jbm5lclIFaW5uZXISKgoCYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGlt",
+        "ZXN0YW1wUgJhdBo5CgtDb3VudHNFbnRyeRIQCgNrZXkYASABKAlSA2tleRIUCgV2YWx1ZRgCIAEoA1IFdmFs",
+        "dWU6AjgBGhsKBUlubmVyEhIKBG5hbWUYASABKAlSBG5hbWUiFgoGU2Vjb25kEgwKAXgYASABKAVSAXhiBnBy",
+        "b3RvMw==",
+    );
+
+    // Records as the Python serializer framed them (schema id 15): an Outer, an Outer.Inner
+    // (indexes [0, 1]: Python counts the map entry CountsEntry), a Second ([1]).
+    #[test]
+    fn test_protobuf_registry_confluent_python_records() {
+        fn unhex(text: &str) -> Vec<u8> {
+            (0..text.len())
+                .step_by(2)
+                .map(|at| u8::from_str_radix(&text[at..at + 2], 16).unwrap())
+                .collect()
+        }
+        let records: Vec<Vec<u8>> = [
+            "000000000f000a050a016210020a050a0161100112040a02696e1a090880e2cfaa06108827",
+            "000000000f0400020a04736f6c6f",
+            "000000000f020208f9ffffffffffffffff01",
+        ]
+        .into_iter()
+        .map(unhex)
+        .collect();
+        let payloads: Vec<Option<Vec<u8>>> = records.into_iter().map(Some).collect();
+        let registry = MemoryRegistry::with(vec![registered(15, APICURIO_PROBE, vec![])]);
+
+        let mut outer = registry.decoder(15, None).unwrap();
+        let decoded = decode(&mut outer, &payloads);
+        let reasons: Vec<&str> = decoded.failures.iter().map(|f| f.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "written as message probe.Outer.Inner, reader message is probe.Outer",
+                "written as message probe.Second, reader message is probe.Outer"
+            ]
+        );
+        let rows = decoded.array.as_struct();
+        let counts = column(rows, "counts").as_map().value(0);
+        assert_eq!(
+            strings(counts.column_by_name("key").unwrap()),
+            [Some("a"), Some("b")]
+        );
+        assert_eq!(strings(column(rows, "inner.name"))[0], Some("in"));
+        assert_eq!(
+            column(rows, "at")
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(0),
+            1_700_000_000_000_005
+        );
+
+        let mut inner = registry.decoder(15, Some("probe.Outer.Inner")).unwrap();
+        let decoded = decode(&mut inner, &payloads);
+        assert_eq!(
+            decoded.failures.iter().map(|f| f.row).collect::<Vec<_>>(),
+            [0, 2]
+        );
+        assert_eq!(
+            strings(column(decoded.array.as_struct(), "name"))[1],
+            Some("solo")
+        );
+
+        let mut second = registry.decoder(15, Some("probe.Second")).unwrap();
+        let decoded = decode(&mut second, &payloads);
+        assert_eq!(
+            column(decoded.array.as_struct(), "x")
+                .as_primitive::<Int32Type>()
+                .value(2),
+            -7
+        );
     }
 }
