@@ -3759,6 +3759,22 @@ mod tests {
         }
     }
 
+    // A group field sent length-delimited (key 0x5a: field 11, wire type 2) is an error to
+    // prost-reflect; the wire reader must not read it as a message (found by the property
+    // test above).
+    #[test]
+    fn test_protobuf_group_field_with_another_wire_type_fails() {
+        let mut decoder = inline(LEGACY, None).unwrap();
+        let decoded = decode(&mut decoder, &[Some(vec![0x5a, 0x00])]);
+        assert_eq!(decoded.failures.len(), 1);
+        assert!(
+            decoded.failures[0].reason.contains("invalid wire type"),
+            "{}",
+            decoded.failures[0].reason
+        );
+        assert!(!decoder.shape.fits_message(&[0x5a, 0x00], 0));
+    }
+
     #[test]
     fn test_protobuf_wire_reader_takes_plain_bodies() {
         // Most well-formed bodies skip prost-reflect; merged, grouped and JSON ones don't.
