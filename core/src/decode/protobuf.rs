@@ -1,5 +1,5 @@
-//! Protobuf payloads: `.proto` schemas compiled with `protox`, bodies decoded with
-//! `prost-reflect` into dynamic messages, then appended column-wise into Arrow builders.
+//! Protobuf payloads: `.proto` schemas compiled with `protox`, bodies read into Arrow
+//! builders column-wise, with `prost-reflect`'s dynamic messages as the reference.
 //!
 //! # The reader message
 //!
@@ -25,7 +25,9 @@
 //! - With a registry every payload must be Confluent-framed (byte 0, the schema id, the
 //!   message indexes). The writer schema is fetched by id once per scan and compiled once per
 //!   decoder; the indexes name the writer's message, and a record written as another message
-//!   than the reader message fails (`written as message X, reader message is Y`). A schema id
+//!   than the reader message fails (`written as message X, reader message is Y`). Nested
+//!   messages are counted both ways Confluent's serializers count them: without the entry
+//!   messages of map fields (Java, and the registry) and with them (Python, Go). A schema id
 //!   the registry doesn't know fails that record; a registry that can't be reached fails the
 //!   scan.
 //! - With an inline schema, framed and bare bodies are both accepted (a Protobuf body never
@@ -57,7 +59,7 @@
 //! | `google.protobuf.Timestamp` | `Timestamp(Microsecond, "UTC")` |
 //! | `google.protobuf.Duration` | `Duration(Microsecond)` |
 //! | wrappers (`Int32Value`, `StringValue`, …) | the wrapped scalar |
-//! | `google.protobuf.Struct`, `Value`, `ListValue` | `Utf8`: JSON text |
+//! | `google.protobuf.Struct`, `Value`, `ListValue` | `Utf8`: JSON text (keys sorted; integral numbers without a fraction; NaN and ±Infinity as the strings `"NaN"`, `"Infinity"`, `"-Infinity"`) |
 //! | `google.protobuf.Any` | `Struct {type_url: Utf8, value: Binary}` (as any message) |
 //! | a message without fields (`google.protobuf.Empty`) | `Boolean`: true when present |
 //!
