@@ -263,7 +263,17 @@ impl FormatDecoder for AvroDecoder {
                 for (position, row) in rows.into_iter().enumerate() {
                     place[row] = Some((index, position));
                 }
-                sources.push(column(batch, self.wrapped));
+                let array = column(batch, self.wrapped);
+                let found = array.data_type().clone();
+                sources.push(super::conform(array, &self.data_type).ok_or_else(|| {
+                    Error::Schema {
+                        what: self.reader_name.clone(),
+                        reason: format!(
+                            "a writer schema was resolved to {found}, not the reader's type {}",
+                            self.data_type
+                        ),
+                    }
+                })?);
             }
         }
         if sources.is_empty() {

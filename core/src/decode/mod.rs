@@ -31,6 +31,7 @@ use std::time::Instant;
 
 use arrow_array::builder::StringBuilder;
 use arrow_array::{new_null_array, ArrayRef, StringArray};
+use arrow_data::ArrayData;
 use arrow_schema::DataType;
 
 use crate::error::{Error, Result};
@@ -542,7 +543,9 @@ impl PayloadDecoders {
             let inner: Box<dyn FormatDecoder> = match payload.format {
                 PayloadFormat::Bytes => return Ok(None),
                 PayloadFormat::Avro => Box::new(avro::AvroDecoder::resolve(&context)?),
-                PayloadFormat::Protobuf => Box::new(protobuf::ProtobufDecoder::resolve(&context)?),
+                PayloadFormat::Protobuf => {
+                    Box::new(protobuf::ProtobufDecoder::resolve(&context, sample)?)
+                }
                 PayloadFormat::Json => Box::new(json::JsonDecoder::resolve(&context, sample)?),
             };
             Ok(Some(PayloadDecoder { side, inner }))
@@ -794,6 +797,48 @@ impl ResolveContext<'_> {
             )
         })
     }
+}
+
+/// `array` relabelled with `target`, a type that differs from its own at most in field names
+/// and metadata (arrow-avro gives arrays resolved from another writer schema the reader's
+/// types without the reader's field metadata). `None` when the layouts differ.
+pub(crate) fn conform(array: ArrayRef, target: &DataType) -> Option<ArrayRef> {
+    if array.data_type() == target {
+        return Some(array);
+    }
+    if !array.data_type().equals_datatype(target) {
+        return None;
+    }
+    Some(arrow_array::make_array(relabel(array.to_data(), target)))
+}
+
+fn relabel(data: ArrayData, target: &DataType) -> ArrayData {
+    let child_types: Vec<DataType> = match target {
+        DataType::Struct(fields) => fields.iter().map(|f| f.data_type().clone()).collect(),
+        DataType::List(field)
+        | DataType::LargeList(field)
+        | DataType::FixedSizeList(field, _)
+        | DataType::Map(field, _) => vec![field.data_type().clone()],
+        DataType::Union(fields, _) => fields.iter().map(|(_, f)| f.data_type().clone()).collect(),
+        DataType::Dictionary(_, values) => vec![values.as_ref().clone()],
+        _ => Vec::new(),
+    };
+    let children: Vec<ArrayData> = data
+        .child_data()
+        .iter()
+        .zip(child_types.iter())
+        .map(|(child, child_type)| relabel(child.clone(), child_type))
+        .collect();
+    let builder = data.into_builder().data_type(target.clone());
+    let builder = if children.is_empty() {
+        builder
+    } else {
+        builder.child_data(children)
+    };
+    // SAFETY: `target` equals the array's type but for field names and metadata
+    // (`equals_datatype`, checked by the caller for the root; children follow from it), so
+    // buffers, offsets and lengths stay valid for it.
+    unsafe { builder.build_unchecked() }
 }
 
 pub(crate) fn invalid(parameter: &str, reason: String) -> Error {

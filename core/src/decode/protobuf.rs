@@ -124,13 +124,30 @@ impl ProtobufDecoder {
     /// reference; [`Error::Schema`] when the schema is not Protobuf, does not compile or holds
     /// a recursive message; [`Error::InvalidParameter`] naming `value_message` when the file
     /// has no such message.
-    pub fn resolve(context: &ResolveContext<'_>) -> Result<Self> {
+    ///
+    /// With a registry and no `value_message`, a file of several messages is ambiguous: the
+    /// reader message is then the one the scan's first framed record was written as (its
+    /// message indexes, read from `sample`), as Confluent's deserializer takes each record's
+    /// message from its frame; the file's first message when there is no record.
+    pub fn resolve(
+        context: &ResolveContext<'_>,
+        sample: &mut dyn FnMut(Side, usize) -> Result<Vec<Option<Vec<u8>>>>,
+    ) -> Result<Self> {
         let message = context.spec.message.as_deref();
         match &context.registry {
             Some(registry) => {
                 let schema = context.registry_reader_schema(registry)?;
                 let lookup: Arc<dyn SchemaLookup> = registry.clone();
-                Self::from_registry(context.side, message, &schema, lookup)
+                let mut written = None;
+                if message.is_none() && schema.schema_type == SchemaType::Protobuf {
+                    written = Self::first_written_message(context, &schema, &lookup, sample)?;
+                }
+                Self::from_registry(
+                    context.side,
+                    message.or(written.as_deref()),
+                    &schema,
+                    lookup,
+                )
             }
             None => {
                 let parameter = context.schema_parameter();
@@ -143,6 +160,54 @@ impl ProtobufDecoder {
                 Self::from_inline(context.side, &parameter, text, message)
             }
         }
+    }
+
+    /// The full name of the message the scan's first framed record was written as, when the
+    /// reader schema defines more than one message (see [`ProtobufDecoder::resolve`]).
+    fn first_written_message(
+        context: &ResolveContext<'_>,
+        schema: &RegisteredSchema,
+        lookup: &Arc<dyn SchemaLookup>,
+        sample: &mut dyn FnMut(Side, usize) -> Result<Vec<Option<Vec<u8>>>>,
+    ) -> Result<Option<String>> {
+        let Ok(file) = compile_registered(lookup.as_ref(), schema)? else {
+            return Ok(None);
+        };
+        if file
+            .parent_pool()
+            .all_messages()
+            .filter(|m| m.parent_file() == file)
+            .count()
+            <= 1
+        {
+            return Ok(None);
+        }
+        // The first few records: one framed record is enough.
+        let payloads = sample(context.side, 16)?;
+        let Some((id, indexes)) = payloads.iter().flatten().find_map(|payload| {
+            let framed = framing::split(payload).ok()?;
+            let (indexes, _) = framing::message_indexes(framed.body).ok()?;
+            Some((framed.schema_id, indexes))
+        }) else {
+            return Ok(None);
+        };
+        let writers = WriterSchemas {
+            lookup: lookup.clone(),
+            compiled: HashMap::new(),
+        };
+        let writer_file = if id == schema.id {
+            file.clone()
+        } else {
+            match writers.compile(id)? {
+                Ok(writer_file) => writer_file,
+                Err(_) => return Ok(None),
+            }
+        };
+        let written = message_at(&writer_file, &indexes, MapEntries::Skipped)
+            .or_else(|| message_at(&writer_file, &indexes, MapEntries::Counted));
+        Ok(written
+            .map(|message| message.full_name().to_owned())
+            .filter(|name| file.parent_pool().get_message_by_name(name).is_some()))
     }
 
     /// The reader message from inline `.proto` text, the value of `parameter`.
@@ -2353,7 +2418,7 @@ mod tests {
             registry: None,
             json_sample_size: 1,
         };
-        ProtobufDecoder::resolve(&context)
+        ProtobufDecoder::resolve(&context, &mut |_, _| Ok(Vec::new()))
     }
 
     fn shop(message: Option<&str>) -> ProtobufDecoder {
