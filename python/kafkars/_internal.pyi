@@ -8,7 +8,7 @@ class KafkarsError(Exception):
     """Raised when Kafka can't be read: brokers unreachable, a topic missing, a fetch failing."""
 
 class DecodeError(KafkarsError):
-    """Raised when a key or value can't be decoded with on_error='fail', or a schema can't be used."""
+    """Raised when a key or value can't be decoded (on_error='fail') or a schema can't be used."""
 
 class SchemaRegistryError(KafkarsError):
     """Raised when the Schema Registry can't be reached or answers with an error."""

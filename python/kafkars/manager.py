@@ -291,17 +291,14 @@ def _registry_config(config: object) -> list[tuple[str, str]] | None:
     if config is None:
         return None
     if not isinstance(config, Mapping):
-        raise TypeError(
-            f"schema_registry_config must be a mapping, not {type(config).__name__}"
-        )
+        raise TypeError(f"schema_registry_config must be a mapping, not {type(config).__name__}")
     pairs = []
     for key, value in config.items():
         if not isinstance(key, str):
             raise TypeError(f"schema_registry_config keys must be str, found {key!r}")
         if value is None:
             raise ValueError(
-                f"invalid schema_registry_config: '{key}' is None; give it a value or leave "
-                "it out"
+                f"invalid schema_registry_config: '{key}' is None; give it a value or leave it out"
             )
         pairs.append((key, str(value)))
     return pairs

@@ -141,8 +141,7 @@ def test_protobuf_nested_message_inline(con, topics, registry: RegistryProducer)
 def test_protobuf_evolution_by_field_number(con, topics, registry: RegistryProducer) -> None:
     old = 'syntax = "proto3"; package ev; message Item { string name = 1; }'
     new = (
-        'syntax = "proto3"; package ev; '
-        "message Item { string name = 1; optional int32 size = 2; }"
+        'syntax = "proto3"; package ev; message Item { string name = 1; optional int32 size = 2; }'
     )
     topic = topics.create("evolve")
     registry.produce_protobuf(topic, old, "ev.Item", [{"name": "a"}])
