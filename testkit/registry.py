@@ -477,31 +477,45 @@ def consume(
 
 
 # --------------------------------------------------------------------------------------------
-# A registry that wants a password
+# The registry behind a proxy: with a password, and counting requests
 # --------------------------------------------------------------------------------------------
 
 
-class BasicAuthRegistry:
-    """The test registry behind HTTP basic auth, on a loopback port of its own.
+class RegistryProxy:
+    """The test registry behind a proxy on a loopback port of its own, which records every
+    request path in ``requests`` and, given ``user`` and ``password``, wants HTTP basic auth.
 
-    The local registry has no users; this proxy answers 401 (with the Confluent-style JSON
-    error body) unless a request carries ``Authorization: Basic`` for ``user:password``, and
-    forwards the others unchanged. Use it as a context manager; ``url`` is its base URL.
+    The local registry has no users; with credentials set, the proxy answers 401 (with the
+    Confluent-style JSON error body) unless a request carries ``Authorization: Basic`` for
+    ``user:password``, and forwards the others unchanged. Use it as a context manager; ``url``
+    is its base URL.
     """
 
-    def __init__(self, user: str, password: str, upstream: str = REGISTRY_URL) -> None:
+    def __init__(
+        self,
+        user: str | None = None,
+        password: str | None = None,
+        upstream: str = REGISTRY_URL,
+    ) -> None:
         import base64
         import http.server
         import threading
         import urllib.error
 
-        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        expected = (
+            None
+            if user is None
+            else "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        )
+        requests: list[str] = []
+        self.requests = requests
         prefix = urllib.parse.urlsplit(upstream).path.rstrip("/")
         origin = upstream[: len(upstream) - len(prefix)] if prefix else upstream
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if self.headers.get("Authorization") != expected:
+                requests.append(self.path)
+                if expected is not None and self.headers.get("Authorization") != expected:
                     self.reply(401, b'{"error_code": 401, "message": "Unauthorized"}')
                     return
                 try:
@@ -524,7 +538,7 @@ class BasicAuthRegistry:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}{prefix}"
 
-    def __enter__(self) -> BasicAuthRegistry:
+    def __enter__(self) -> RegistryProxy:
         self._thread.start()
         return self
 

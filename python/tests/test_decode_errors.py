@@ -12,7 +12,7 @@ import pytest
 
 import kafkars
 from testkit.kafka import BROKERS
-from testkit.registry import BasicAuthRegistry, RegistryProducer
+from testkit.registry import RegistryProducer, RegistryProxy
 
 RECORD = json.dumps({"type": "record", "name": "R", "fields": [{"name": "a", "type": "long"}]})
 
@@ -148,7 +148,7 @@ def test_decode_subject_missing(con, topics, schema_registry: str) -> None:
 def test_decode_basic_auth(con, topics, registry: RegistryProducer) -> None:
     topic = topics.create("auth")
     registry.produce_avro(topic, RECORD, [{"a": 7}])
-    with BasicAuthRegistry("alice", "right-horse") as guarded:
+    with RegistryProxy("alice", "right-horse") as guarded:
         for config in ("'alice:wrong-battery'", None):
             extra = (
                 f", schema_registry_config := MAP {{'basic.auth.user.info': {config}}}"
@@ -195,3 +195,64 @@ def test_decode_wrong_format_for_subject(con, topics, registry: RegistryProducer
     text = str(caught.value)
     assert f"{topic}-value" in text or "schema id" in text, text
     assert "avro" in text.lower(), text
+
+
+# Topics whose latest schemas differ can't share one value column: the error says what to do.
+def test_decode_topics_with_different_schemas(con, topics, registry: RegistryProducer) -> None:
+    first = topics.create("first")
+    second = topics.create("second")
+    registry.produce_avro(first, RECORD, [{"a": 1}])
+    other = json.dumps({"type": "record", "name": "S", "fields": [{"name": "b", "type": "string"}]})
+    registry.produce_avro(second, other, [{"b": "x"}])
+    with pytest.raises(duckdb.Error) as caught:
+        con.execute(
+            f"SELECT value FROM kafka_scan('{first},{second}', brokers := '{BROKERS}', "
+            f"value_format := 'avro', schema_registry := '{registry.url}')"
+        ).fetchall()
+    text = str(caught.value)
+    assert "UNION ALL BY NAME" in text, text
+    assert f"'{first}-value'" in text, text
+
+
+# A recursive record has no column type: a bind error naming the field.
+def test_decode_recursive_schema(con, topics) -> None:
+    topic = topics.create("tree")
+    node = json.dumps(
+        {
+            "type": "record",
+            "name": "Node",
+            "fields": [
+                {"name": "label", "type": "string"},
+                {"name": "children", "type": {"type": "array", "items": "Node"}},
+            ],
+        }
+    )
+    with pytest.raises(duckdb.BinderException, match=r"value\.children refers back to record"):
+        scan(con, topic, f"value_format := 'avro', value_schema := $${node}$$")
+
+
+# Schemas are fetched once per id per scan, never once per record: 500 records written with
+# two schema versions cost a handful of registry requests.
+def test_decode_schema_fetched_once_per_id(con, topics, registry: RegistryProducer) -> None:
+    topic = topics.create("cached", partitions=2)
+    v2 = json.dumps(
+        {
+            "type": "record",
+            "name": "R",
+            "fields": [
+                {"name": "a", "type": "long"},
+                {"name": "b", "type": "string", "default": "-"},
+            ],
+        }
+    )
+    registry.produce_avro(topic, RECORD, [{"a": i} for i in range(250)], partition=0)
+    registry.produce_avro(topic, v2, [{"a": i, "b": "x"} for i in range(250)], partition=1)
+    with RegistryProxy() as proxy:
+        count = con.execute(
+            f"SELECT count(value.b) FROM kafka_scan('{topic}', brokers := '{BROKERS}', "
+            f"value_format := 'avro', schema_registry := '{proxy.url}')"
+        ).fetchone()
+        assert count == (500,)
+        # The latest version of the subject, then each writer id not yet known, once.
+        assert len(proxy.requests) <= 3, proxy.requests
+        assert len(set(proxy.requests)) == len(proxy.requests), proxy.requests
