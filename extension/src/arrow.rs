@@ -42,15 +42,20 @@
 //! | Union (dense or sparse) | UNION, members named after the union's fields |
 //!
 //! Anything else (Decimal with precision > 38 or a negative scale, ListView, RunEndEncoded,
-//! an empty Struct or Union, names that repeat) is refused when planning, by an error naming
-//! the field's path (`value.items.price`). Conversions truncate towards zero, as DuckDB's own
-//! Arrow reader does; a value that does not fit DuckDB's type (a timestamp in seconds beyond
-//! year 294247, a decimal wider than its storage) is an error, as is a MAP with a NULL or a
-//! repeated key (DuckDB's MAP guarantees neither exists).
+//! an empty Struct or Union, field or member names that repeat ignoring case, MAP keys that
+//! are not strings, binaries or fixed-width values) is refused when planning, by an error
+//! naming the field's path (`value.items.price`). Conversions truncate towards zero, as
+//! DuckDB's own casts do; a value that does not fit DuckDB's type (a timestamp in seconds
+//! beyond year 294247, a decimal wider than its storage) is an error, as is a MAP with a NULL
+//! or a repeated key (DuckDB's MAP guarantees neither exists).
 //!
-//! NULLs: a NULL struct row makes every field below it NULL too, and a union row is NULL
-//! when its selected member is (both as in DuckDB's Arrow reader); a NULL list row is an
-//! empty entry.
+//! NULLs: a NULL struct row makes every field below it NULL too (so `s.x` is NULL there), a
+//! union row is NULL, tag included, when its selected member is, and every member but the
+//! selected one is NULL; a NULL list row is an empty entry.
+//!
+//! Where DuckDB's own Arrow reader differs (it refuses Float16, Decimal256 and dense unions,
+//! reads timestamp[s] as TIMESTAMP_S, FixedSizeList as ARRAY, …), kafkars picks the type SQL
+//! functions expect; `python/tests/test_arrow_writer.py` lists each case.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -396,7 +401,7 @@ impl Node {
                 let [key, value] = pair.iter().collect::<Vec<_>>()[..] else {
                     return unsupported("MAP entries must have two fields, key and value");
                 };
-                if MapKeys::supports(key.data_type()).is_none() {
+                if !MapKeys::supports(key.data_type()) {
                     return Err(no_duckdb_type(
                         &path,
                         data_type,
@@ -1399,20 +1404,19 @@ enum MapKeys<'a> {
 }
 
 impl<'a> MapKeys<'a> {
-    /// Whether keys of `data_type` can be checked; `Some(())` when they can.
-    fn supports(data_type: &DataType) -> Option<()> {
-        match data_type {
+    /// Whether keys of `data_type` can be compared (and so be MAP keys).
+    fn supports(data_type: &DataType) -> bool {
+        matches!(
+            data_type,
             DataType::Boolean
-            | DataType::Utf8
-            | DataType::LargeUtf8
-            | DataType::Utf8View
-            | DataType::Binary
-            | DataType::LargeBinary
-            | DataType::BinaryView
-            | DataType::FixedSizeBinary(_) => Some(()),
-            other if other.is_primitive() => Some(()),
-            _ => None,
-        }
+                | DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+                | DataType::Binary
+                | DataType::LargeBinary
+                | DataType::BinaryView
+                | DataType::FixedSizeBinary(_)
+        ) || data_type.is_primitive()
     }
 
     fn of(keys: &'a dyn Array) -> Option<Self> {

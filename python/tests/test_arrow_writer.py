@@ -1078,6 +1078,35 @@ def test_error_map_key_repeated(db: duckdb.DuckDBPyConnection) -> None:
         assert "kafkars_arrow_ipc: column m.key: MAP keys must be unique" in message
 
 
+# A NULL MAP key never reaches DuckDB: Arrow forbids it, and the stream is refused when read
+# (pyarrow cannot even build one; nanoarrow can, unvalidated).
+def test_error_map_key_null(db: duckdb.DuckDBPyConnection) -> None:
+    keys = nanoarrow.c_array(["a", None], nanoarrow.string())
+    entries = nanoarrow.c_array_from_buffers(
+        nanoarrow.struct({"key": nanoarrow.string(nullable=False), "value": nanoarrow.int64()}),
+        2,
+        [None],
+        children=[keys, nanoarrow.c_array([1, 2], nanoarrow.int64())],
+        validation_level="none",
+    )
+    maps = nanoarrow.c_array_from_buffers(
+        nanoarrow.map_(nanoarrow.string(), nanoarrow.int64()),
+        1,
+        [None, np.array([0, 2], "<i4").tobytes()],
+        children=[entries],
+        validation_level="none",
+    )
+    batch = nanoarrow.c_array_from_buffers(
+        nanoarrow.struct({"m": maps.schema}), 1, [None], children=[maps], validation_level="none"
+    )
+    out = io.BytesIO()
+    with nanoarrow.ipc.StreamWriter.from_writable(out) as writer:
+        writer.write_stream(batch)
+    message = refused(db, out.getvalue())
+    assert "kafkars_arrow_ipc: reading the stream's record batches" in message
+    assert '"key"' in message
+
+
 # A timestamp beyond DuckDB's range is an error naming the column, not a wrapped value.
 def test_error_timestamp_out_of_range(db: duckdb.DuckDBPyConnection) -> None:
     table = pa.table({"ts": pa.array([0, 10**15], pa.timestamp("s"))})
