@@ -85,13 +85,6 @@ const UUID_EXTENSION: &str = "arrow.uuid";
 const MAX_DECIMAL_WIDTH: u8 = 38;
 const MAX_UNION_MEMBERS: usize = 256;
 
-/// Map an Arrow field to the DuckDB type kafkars gives it; an unsupported type is an error
-/// naming the field's path. (Binds that also write the column keep the [`ColumnWriter`].)
-#[allow(dead_code)] // for binds that only declare types, e.g. a DESCRIBE of a decoded topic
-pub fn logical_type(field: &Field) -> Result<LogicalType, String> {
-    ColumnWriter::try_new(field).map(|writer| writer.logical_type())
-}
-
 /// Writes one column's Arrow arrays into DuckDB vectors of the column's type.
 ///
 /// Planned once (at bind) from the column's Arrow field, then used for every chunk. It holds
