@@ -44,7 +44,7 @@ def with_topic(code: str, topic: str, name: str = "events") -> str:
 # The README's SQL, fed to the DuckDB CLI from the repository root.
 @pytest.mark.cli
 def test_readme_sql_in_cli(duckdb_cli: str, events: str) -> None:
-    [sql] = examples("sql")
+    sql = examples("sql")[0]
     result = subprocess.run(
         [duckdb_cli, "-unsigned", "-bail", "-csv"],
         input=with_topic(sql, events),
@@ -72,6 +72,50 @@ def test_readme_sql_in_cli(duckdb_cli: str, events: str) -> None:
         ["partition", "leader", "low_watermark", "high_watermark", "replicas", "in_sync_replicas"],
     ]
     assert rows[11:] == [[str(p), "1", "0", "3", "[1]", "[1]"] for p in range(3)]
+
+
+# The README's typed-payload query, over Avro orders written by confluent-kafka's
+# AvroSerializer through the test registry.
+@pytest.mark.cli
+def test_readme_avro_sql_in_cli(duckdb_cli: str, topics: TopicFactory, registry) -> None:
+    from decimal import Decimal
+
+    from scripts.demo_data import ORDER_SCHEMA
+
+    topic = topics.create("orders", partitions=2)
+    spent = {"user-01": Decimal("30.00"), "user-02": Decimal("12.50"), "user-03": Decimal("7.20")}
+    orders = []
+    for n, (user, total) in enumerate(spent.items()):
+        for part in (total / 2, total / 2):
+            orders.append(
+                {"order_id": n, "user": user, "amount": part, "items": ["pen"], "coupon": None}
+            )
+    orders.append(
+        {"order_id": 9, "user": "user-04", "amount": Decimal("1.00"), "items": [], "coupon": "X"}
+    )
+    registry.produce_avro(topic, ORDER_SCHEMA, orders[::2], partition=0)
+    registry.produce_avro(topic, ORDER_SCHEMA, orders[1::2], partition=1)
+    # The SQL blocks run one after the other: the first one loads the extension.
+    sql = "LOAD 'target/release/kafkars.duckdb_extension';\n" + with_topic(
+        examples("sql")[1], topic, name="orders"
+    )
+    assert registry.url in sql
+    result = subprocess.run(
+        [duckdb_cli, "-unsigned", "-bail", "-csv"],
+        input=sql,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.reader(result.stdout.splitlines()))
+    assert rows == [
+        ["user", "spent", "orders"],
+        ["user-01", "30.00", "2"],
+        ["user-02", "12.50", "2"],
+        ["user-03", "7.20", "2"],
+    ]
 
 
 # The README's Python example, run by the venv's Python.
