@@ -405,3 +405,26 @@ def duckdb_error() -> type[Exception]:
     import duckdb
 
     return duckdb.Error
+
+
+# ordered := false: every DuckDB thread decodes with its own fork of the scan's decoders,
+# into the same type; every record once, with old and new writer schemas mixed.
+def test_avro_unordered_threads(con, topics, registry: RegistryProducer) -> None:
+    topic = topics.create("parallel", partitions=4)
+    for partition in range(4):
+        schema = V1 if partition % 2 == 0 else V2
+        values = [
+            {"id": partition * 1000 + i, "nickname": "n"}
+            if schema == V1
+            else {"id": partition * 1000 + i, "country": "BE"}
+            for i in range(500)
+        ]
+        registry.produce_avro(topic, schema, values, partition=partition)
+    con.execute("SET threads = 4")
+    rows = con.execute(
+        f"SELECT value.id, value.country FROM kafka_scan('{topic}', brokers := '{BROKERS}', "
+        f"value_format := 'avro', schema_registry := '{registry.url}', ordered := false)"
+    ).fetchall()
+    assert sorted(row[0] for row in rows) == [p * 1000 + i for p in range(4) for i in range(500)]
+    countries = {row[0] // 1000: row[1] for row in rows}
+    assert countries == {0: "NL", 1: "BE", 2: "NL", 3: "BE"}

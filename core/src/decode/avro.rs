@@ -591,6 +591,10 @@ mod tests {
     }
 
     fn inline(schema: &str) -> AvroDecoder {
+        resolve_inline(schema).unwrap()
+    }
+
+    fn resolve_inline(schema: &str) -> Result<AvroDecoder> {
         let spec = PayloadSpec {
             format: PayloadFormat::Avro,
             schema: Some(schema.into()),
@@ -604,7 +608,7 @@ mod tests {
             registry: None,
             json_sample_size: 10,
         };
-        AvroDecoder::resolve(&context).unwrap()
+        AvroDecoder::resolve(&context)
     }
 
     const USER: &str = r#"{"type":"record","name":"User","fields":[
@@ -682,25 +686,14 @@ mod tests {
 
     #[test]
     fn test_avro_recursive_schema_names_field() {
-        let spec = PayloadSpec {
-            format: PayloadFormat::Avro,
-            schema: Some(
-                r#"{"type":"record","name":"Node","namespace":"t","fields":[
-                    {"name":"label","type":"string"},
-                    {"name":"children","type":{"type":"array","items":"Node"}}]}"#
-                    .into(),
-            ),
-            ..PayloadSpec::default()
-        };
-        let topics = vec!["t".to_owned()];
-        let context = ResolveContext {
-            side: Side::Value,
-            spec: &spec,
-            topics: &topics,
-            registry: None,
-            json_sample_size: 10,
-        };
-        let error = AvroDecoder::resolve(&context).err().unwrap().to_string();
+        let error = resolve_inline(
+            r#"{"type":"record","name":"Node","namespace":"t","fields":[
+                {"name":"label","type":"string"},
+                {"name":"children","type":{"type":"array","items":"Node"}}]}"#,
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(
             error.contains("value.children refers back to record 'Node'"),
             "{error}"
@@ -709,22 +702,11 @@ mod tests {
 
     #[test]
     fn test_avro_malformed_inline_schema() {
-        let spec = PayloadSpec {
-            format: PayloadFormat::Avro,
-            schema: Some(
-                r#"{"type":"record","name":"X","fields":[{"name":"a","type":"nope"}]}"#.into(),
-            ),
-            ..PayloadSpec::default()
-        };
-        let topics = vec!["t".to_owned()];
-        let context = ResolveContext {
-            side: Side::Value,
-            spec: &spec,
-            topics: &topics,
-            registry: None,
-            json_sample_size: 10,
-        };
-        let error = AvroDecoder::resolve(&context).err().unwrap().to_string();
+        let error =
+            resolve_inline(r#"{"type":"record","name":"X","fields":[{"name":"a","type":"nope"}]}"#)
+                .err()
+                .unwrap()
+                .to_string();
         assert!(error.starts_with("value_schema: "), "{error}");
     }
 }
