@@ -197,16 +197,6 @@ impl Default for DecodeSpec {
 }
 
 impl DecodeSpec {
-    /// Whether nothing is decoded: keys and values stay bytes.
-    pub fn is_raw(&self) -> bool {
-        self.key.format == PayloadFormat::Bytes && self.value.format == PayloadFormat::Bytes
-    }
-
-    /// Whether the output has a `decode_error` column.
-    pub fn has_error_column(&self) -> bool {
-        self.on_error == OnError::Null && !self.is_raw()
-    }
-
     /// The payload spec of `side`.
     pub fn side(&self, side: Side) -> &PayloadSpec {
         match side {
