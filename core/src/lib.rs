@@ -42,6 +42,7 @@ mod memory;
 mod merge;
 mod message;
 mod metadata;
+mod pattern;
 mod record;
 mod resolve;
 mod scan;
@@ -57,13 +58,16 @@ pub use error::{Error, Result};
 pub use fetch::BudgetSplit;
 pub use merge::OrderedMerge;
 pub use metadata::{MetadataClient, PartitionInfo, TopicInfo};
+pub use pattern::TopicPattern;
 pub use record::{Fields, Header, HeaderRef, Record, TimestampType};
 pub use resolve::{bound_range, resolve_offsets, PartitionRange};
 pub use scan::{
     plan_scan, PartitionState, Scan, ScanOptions, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFER_BYTES,
     MIN_MAX_BUFFER_BYTES,
 };
-pub use selection::{ScanSelection, StartPolicy, TopicSelection};
+pub use selection::{
+    OnMissing, ScanSelection, StartPolicy, TopicSelection, EARLIEST_OFFSET, END_OFFSET,
+};
 pub use settings::{
     duration_from_micros, ClientSettings, ClientSettingsBuilder, DEFAULT_BROKERS, DEFAULT_TIMEOUT,
 };

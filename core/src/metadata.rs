@@ -11,7 +11,7 @@ use crate::error::{kafka_reason, Error, Result};
 use crate::settings::ClientSettings;
 
 /// Topics Kafka itself keeps. Listed by [`MetadataClient::topics`] with `internal = true`.
-const INTERNAL_TOPICS: [&str; 4] = [
+pub(crate) const INTERNAL_TOPICS: [&str; 4] = [
     "__consumer_offsets",
     "__transaction_state",
     "__share_group_state",

@@ -1,9 +1,19 @@
 //! What a scan reads: which topics and partitions, where each partition starts (the start
 //! policy) and where the replay ends (the cutoff). Checked before any request is sent.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::{format_timestamp_ms, Error, Result};
+use crate::pattern::TopicPattern;
+use crate::resolve::PartitionRange;
+
+/// In `start_offsets`: the log start (the earliest offset still stored), as Spark's Kafka
+/// source and librdkafka's `OFFSET_BEGINNING` write it.
+pub const EARLIEST_OFFSET: i64 = -2;
+/// In `start_offsets` and `stop_offsets`: the end of the log at resolution time (the last
+/// stable offset), as librdkafka's `OFFSET_END`.
+pub const END_OFFSET: i64 = -1;
 
 /// Where a partition's read starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,8 +130,119 @@ impl StartPolicy {
 pub struct TopicSelection {
     /// The topic's name.
     pub topic: String,
-    /// Where its partitions start.
+    /// Where its partitions start, unless `start_offsets` names them.
     pub start: StartPolicy,
+    /// Explicit start offsets (inclusive) of some partitions: an offset, [`EARLIEST_OFFSET`]
+    /// or [`END_OFFSET`]. Partitions not named follow `start`.
+    pub start_offsets: BTreeMap<i32, i64>,
+    /// Explicit stop offsets (exclusive) of some partitions: an offset or [`END_OFFSET`].
+    /// Partitions not named stop at the end of the log or the cutoff.
+    pub stop_offsets: BTreeMap<i32, i64>,
+}
+
+impl TopicSelection {
+    /// A topic whose partitions all start by `start`.
+    pub fn new(topic: impl Into<String>, start: StartPolicy) -> Self {
+        Self {
+            topic: topic.into(),
+            start,
+            start_offsets: BTreeMap::new(),
+            stop_offsets: BTreeMap::new(),
+        }
+    }
+
+    /// Give some partitions explicit start offsets (`parameter` names them in errors).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming `parameter` for a negative partition, a partition
+    /// named twice, or an offset below [`EARLIEST_OFFSET`].
+    pub fn with_start_offsets(
+        mut self,
+        parameter: &str,
+        offsets: impl IntoIterator<Item = (i32, i64)>,
+    ) -> Result<Self> {
+        self.start_offsets = offset_map(parameter, &self.topic, offsets, EARLIEST_OFFSET)?;
+        Ok(self)
+    }
+
+    /// Give some partitions explicit stop offsets (`parameter` names them in errors).
+    ///
+    /// # Errors
+    /// As [`TopicSelection::with_start_offsets`]; [`EARLIEST_OFFSET`] is no stop.
+    pub fn with_stop_offsets(
+        mut self,
+        parameter: &str,
+        offsets: impl IntoIterator<Item = (i32, i64)>,
+    ) -> Result<Self> {
+        self.stop_offsets = offset_map(parameter, &self.topic, offsets, END_OFFSET)?;
+        Ok(self)
+    }
+}
+
+/// Check one topic's explicit offsets: partitions from 0, each once, offsets from `lowest`.
+fn offset_map(
+    parameter: &str,
+    topic: &str,
+    offsets: impl IntoIterator<Item = (i32, i64)>,
+    lowest: i64,
+) -> Result<BTreeMap<i32, i64>> {
+    let mut map = BTreeMap::new();
+    for (partition, offset) in offsets {
+        if partition < 0 {
+            return Err(invalid(
+                parameter,
+                format!("partition numbers start at 0, found {partition} (topic '{topic}')"),
+            ));
+        }
+        if offset < lowest {
+            let expected = if lowest == EARLIEST_OFFSET {
+                "an offset >= 0, -2 (the log start) or -1 (the end of the log)"
+            } else {
+                "an offset >= 0 or -1 (the end of the log)"
+            };
+            return Err(invalid(
+                parameter,
+                format!(
+                    "expected {expected}, found {offset} for partition {partition} of topic \
+                     '{topic}'"
+                ),
+            ));
+        }
+        if map.insert(partition, offset).is_some() {
+            return Err(invalid(
+                parameter,
+                format!("partition {partition} of topic '{topic}' is named twice"),
+            ));
+        }
+    }
+    Ok(map)
+}
+
+/// What a start offset below the log start (deleted by retention) does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnMissing {
+    /// An error naming the topic, partition, asked offset and log start (the default).
+    #[default]
+    Fail,
+    /// Start at the log start instead; `kafka_offsets` says so.
+    Skip,
+}
+
+impl OnMissing {
+    /// Parse the `on_missing` parameter: `'fail'` or `'skip'`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming `on_missing` for any other value.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "fail" => Ok(Self::Fail),
+            "skip" => Ok(Self::Skip),
+            _ => Err(invalid(
+                "on_missing",
+                format!("expected 'fail' or 'skip', found '{text}'"),
+            )),
+        }
+    }
 }
 
 /// Everything that decides which offsets a scan reads.
@@ -133,6 +254,14 @@ pub struct ScanSelection {
     pub partitions: Option<Vec<i32>>,
     /// Stop at the first offset whose timestamp is at or after this (ms since the epoch).
     pub cutoff_ms: Option<i64>,
+    /// An explicit plan: exactly these ranges are read (the rows of `kafka_offsets`), and the
+    /// start policies, `partitions`, the cutoff and explicit offsets are not used.
+    pub ranges: Option<Vec<PartitionRange>>,
+    /// What a start below the log start does.
+    pub on_missing: OnMissing,
+    /// The patterns the topics were chosen by. Follow mode reads topics that start matching
+    /// later; a bounded scan reads the topics matched at resolution.
+    pub topic_patterns: Vec<TopicPattern>,
 }
 
 impl ScanSelection {
@@ -200,11 +329,151 @@ impl ScanSelection {
                 Some(sorted)
             }
         };
+        for selection in &topics {
+            if let Some(wanted) = &partitions {
+                for (parameter, offsets) in [
+                    ("start_offsets", &selection.start_offsets),
+                    ("stop_offsets", &selection.stop_offsets),
+                ] {
+                    if let Some(partition) = offsets.keys().find(|p| !wanted.contains(p)) {
+                        return Err(invalid(
+                            parameter,
+                            format!(
+                                "partition {partition} of topic '{}' is not among the \
+                                 partitions read ({})",
+                                selection.topic,
+                                wanted
+                                    .iter()
+                                    .map(i32::to_string)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+            for (partition, &stop) in &selection.stop_offsets {
+                if let Some(&start) = selection.start_offsets.get(partition) {
+                    if start >= 0 && stop >= 0 && stop < start {
+                        return Err(invalid(
+                            "stop_offsets",
+                            format!(
+                                "the stop offset {stop} of topic '{}' partition {partition} is \
+                                 before its start offset {start}",
+                                selection.topic
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         Ok(Self {
             topics,
             partitions,
             cutoff_ms,
+            ranges: None,
+            on_missing: OnMissing::Fail,
+            topic_patterns: Vec::new(),
         })
+    }
+
+    /// Read exactly `ranges` (`parameter` names them in errors): per partition, from its
+    /// start (inclusive) to its stop (exclusive). A partition may have several ranges that
+    /// do not overlap (the pieces of `kafka_offsets(..., split_size := N)`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming `parameter` for no ranges, an illegal topic name, a
+    /// negative partition or offset, a stop before its start, or overlapping ranges.
+    pub fn from_ranges(parameter: &str, ranges: Vec<PartitionRange>) -> Result<Self> {
+        if ranges.is_empty() {
+            return Err(invalid(
+                parameter,
+                "expected at least one range (topic, partition, start_offset, stop_offset)".into(),
+            ));
+        }
+        for range in &ranges {
+            crate::validate_topic_name(parameter, &range.topic)?;
+            let at = || format!("topic '{}' partition {}", range.topic, range.partition);
+            if range.partition < 0 {
+                return Err(invalid(
+                    parameter,
+                    format!(
+                        "partition numbers start at 0, found {} ({})",
+                        range.partition,
+                        at()
+                    ),
+                ));
+            }
+            if range.start < 0 || range.stop < 0 {
+                return Err(invalid(
+                    parameter,
+                    format!(
+                        "offsets start at 0, found [{}, {}) for {}",
+                        range.start,
+                        range.stop,
+                        at()
+                    ),
+                ));
+            }
+            if range.stop < range.start {
+                return Err(invalid(
+                    parameter,
+                    format!(
+                        "the stop offset {} is before the start offset {} for {}",
+                        range.stop,
+                        range.start,
+                        at()
+                    ),
+                ));
+            }
+        }
+        let mut sorted: Vec<&PartitionRange> = ranges.iter().collect();
+        sorted.sort_by(|a, b| {
+            (&a.topic, a.partition, a.start).cmp(&(&b.topic, b.partition, b.start))
+        });
+        for pair in sorted.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if a.topic == b.topic && a.partition == b.partition && b.start < a.stop {
+                return Err(invalid(
+                    parameter,
+                    format!(
+                        "ranges [{}, {}) and [{}, {}) of topic '{}' partition {} overlap",
+                        a.start, a.stop, b.start, b.stop, a.topic, a.partition
+                    ),
+                ));
+            }
+        }
+        let mut topics: Vec<TopicSelection> = Vec::new();
+        for range in &sorted {
+            if topics.last().is_none_or(|t| t.topic != range.topic) {
+                topics.push(TopicSelection::new(
+                    range.topic.clone(),
+                    StartPolicy::Earliest,
+                ));
+            }
+        }
+        Ok(Self {
+            topics,
+            partitions: None,
+            cutoff_ms: None,
+            ranges: Some(sorted.into_iter().cloned().collect()),
+            on_missing: OnMissing::Fail,
+            topic_patterns: Vec::new(),
+        })
+    }
+
+    /// What a start below the log start does (default: fail).
+    #[must_use]
+    pub fn with_on_missing(mut self, on_missing: OnMissing) -> Self {
+        self.on_missing = on_missing;
+        self
+    }
+
+    /// Record the patterns the topics were chosen by (see [`ScanSelection::topic_patterns`]).
+    #[must_use]
+    pub fn with_topic_patterns(mut self, patterns: Vec<TopicPattern>) -> Self {
+        self.topic_patterns = patterns;
+        self
     }
 
     /// The same start policy for every topic of a comma-separated list (the SQL form).
@@ -219,7 +488,7 @@ impl ScanSelection {
     ) -> Result<Self> {
         let topics = crate::parse_topic_list("topics", topics)?
             .into_iter()
-            .map(|topic| TopicSelection { topic, start })
+            .map(|topic| TopicSelection::new(topic, start))
             .collect();
         Self::new(topics, partitions, cutoff_ms)
     }

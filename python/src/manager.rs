@@ -158,7 +158,7 @@ impl RawConsumerManager {
                         }),
                     (name, _) => StartPolicy::from_parameters(Some(name), None, None),
                 }?;
-                Ok(TopicSelection { topic, start })
+                Ok(TopicSelection::new(topic, start))
             })
             .collect::<Result<Vec<_>, kafkars_core::Error>>()
             .map_err(to_py)?;
