@@ -60,10 +60,13 @@ pub use merge::OrderedMerge;
 pub use metadata::{MetadataClient, PartitionInfo, TopicInfo};
 pub use pattern::TopicPattern;
 pub use record::{Fields, Header, HeaderRef, Record, TimestampType};
-pub use resolve::{bound_range, resolve_offsets, PartitionRange};
+pub use resolve::{
+    bound_range, coalesce_ranges, default_split_size, resolve_offsets, resolve_plan, split_ranges,
+    PartitionRange, PlannedRange, MIN_DEFAULT_SPLIT_SIZE,
+};
 pub use scan::{
-    plan_scan, PartitionState, Scan, ScanOptions, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFER_BYTES,
-    MIN_MAX_BUFFER_BYTES,
+    plan_scan, plan_scan_with_notes, PartitionState, Scan, ScanOptions, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BUFFER_BYTES, MIN_MAX_BUFFER_BYTES,
 };
 pub use selection::{
     OnMissing, ScanSelection, StartPolicy, TopicSelection, EARLIEST_OFFSET, END_OFFSET,

@@ -27,7 +27,9 @@ use crate::error::{Error, Result};
 use crate::fetch::{close_consumer, create_consumer, BudgetSplit, Fetcher, Polled, MAX_BATCH};
 use crate::merge::OrderedMerge;
 use crate::record::{Fields, Record};
-use crate::resolve::{resolve_offsets, PartitionRange};
+use crate::resolve::{
+    coalesce_ranges, resolve_offsets, resolve_plan, PartitionRange, PlannedRange,
+};
 use crate::selection::ScanSelection;
 use crate::settings::ClientSettings;
 
@@ -171,9 +173,19 @@ impl Scan {
         let provisional = BudgetSplit::new(options.max_buffer_bytes, selection.topics.len());
         let consumer = create_consumer(settings, &provisional)?;
         let now_ms = now_ms();
-        let ranges = resolve_offsets(&consumer, settings, selection, now_ms).inspect_err(|_| {
-            close_consumer(&consumer);
-        })?;
+        let ranges = resolve_offsets(&consumer, settings, selection, now_ms)
+            .and_then(|ranges| {
+                // An explicit plan may come in pieces (kafka_offsets' split_size): the merge
+                // reads each partition as one range.
+                if selection.ranges.is_some() {
+                    coalesce_ranges("ranges", ranges)
+                } else {
+                    Ok(ranges)
+                }
+            })
+            .inspect_err(|_| {
+                close_consumer(&consumer);
+            })?;
         let budget = BudgetSplit::new(options.max_buffer_bytes, ranges.len());
         let consumer = if budget == provisional {
             consumer
@@ -545,9 +557,23 @@ pub fn plan_scan(
     settings: &ClientSettings,
     selection: &ScanSelection,
 ) -> Result<Vec<PartitionRange>> {
+    Ok(plan_scan_with_notes(settings, selection)?
+        .into_iter()
+        .map(|planned| planned.range)
+        .collect())
+}
+
+/// As [`plan_scan`], with a note on every range whose start `on_missing := 'skip'` moved.
+///
+/// # Errors
+/// As [`resolve_plan`], and client creation errors.
+pub fn plan_scan_with_notes(
+    settings: &ClientSettings,
+    selection: &ScanSelection,
+) -> Result<Vec<PlannedRange>> {
     let budget = BudgetSplit::new(DEFAULT_MAX_BUFFER_BYTES, selection.topics.len());
     let consumer = create_consumer(settings, &budget)?;
-    let ranges = resolve_offsets(&consumer, settings, selection, now_ms());
+    let planned = resolve_plan(&consumer, settings, selection, now_ms());
     close_consumer(&consumer);
-    ranges
+    planned
 }
