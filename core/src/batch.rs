@@ -30,12 +30,12 @@ use arrow_array::builder::{
     BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StructBuilder,
     TimestampMillisecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
 use crate::decode::{PayloadDecoders, Side};
-use crate::error::Result;
-use crate::record::Record;
+use crate::error::{Error, Result};
+use crate::record::{Fields as MessageFields, Record};
 use crate::resolve::PartitionRange;
 
 fn header_fields() -> Fields {
@@ -112,7 +112,7 @@ pub fn decoded_batch(
     let key = decoders.side(Side::Key).is_some();
     let value = decoders.side(Side::Value).is_some();
     let decoded = decoders.decode(ranges, records, key, value)?;
-    let mut columns = build_columns(ranges, records, !key, !value);
+    let mut columns = build_columns(ranges, records, &base_mask(!key, !value, true));
     if let Some(array) = decoded.key {
         columns[KEY] = array;
     }
@@ -126,33 +126,237 @@ pub fn decoded_batch(
         .expect("decoded columns match the schema announced for them"))
 }
 
+/// A column of the kafkars schema, as a projection names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Column {
+    /// `topic`
+    Topic,
+    /// `partition`
+    Partition,
+    /// `offset`
+    Offset,
+    /// `timestamp`
+    Timestamp,
+    /// `timestamp_type`
+    TimestampType,
+    /// `key`
+    Key,
+    /// `value`
+    Value,
+    /// `headers`
+    Headers,
+    /// `decode_error`: only with decoders that have one ([`PayloadDecoders::has_error_column`]).
+    DecodeError,
+}
+
+impl Column {
+    /// Every column, in schema order.
+    pub const ALL: [Column; 9] = [
+        Column::Topic,
+        Column::Partition,
+        Column::Offset,
+        Column::Timestamp,
+        Column::TimestampType,
+        Column::Key,
+        Column::Value,
+        Column::Headers,
+        Column::DecodeError,
+    ];
+
+    /// The column's name in the schema.
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::Topic => "topic",
+            Column::Partition => "partition",
+            Column::Offset => "offset",
+            Column::Timestamp => "timestamp",
+            Column::TimestampType => "timestamp_type",
+            Column::Key => "key",
+            Column::Value => "value",
+            Column::Headers => "headers",
+            Column::DecodeError => "decode_error",
+        }
+    }
+
+    /// The position of the column in [`schema_for`]'s schema.
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The columns the batches of `decoders` have, in schema order.
+    pub fn available(decoders: &PayloadDecoders) -> Vec<Column> {
+        let count = if decoders.has_error_column() { 9 } else { 8 };
+        Column::ALL[..count].to_vec()
+    }
+
+    /// The projection `names`, in the order given, checked against the columns that
+    /// `decoders`' batches have.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming `columns` for an unknown or repeated name, listing
+    /// the columns there are.
+    pub fn parse_projection(names: &[String], decoders: &PayloadDecoders) -> Result<Vec<Column>> {
+        let available = Column::available(decoders);
+        let listed = || {
+            available
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut columns = Vec::with_capacity(names.len());
+        for name in names {
+            let column = available
+                .iter()
+                .copied()
+                .find(|c| c.name() == name)
+                .ok_or_else(|| Error::InvalidParameter {
+                    parameter: "columns".into(),
+                    reason: format!(
+                        "unknown column '{name}'; the columns are {}{}",
+                        listed(),
+                        if name == "decode_error" {
+                            " (decode_error exists only with on_error='null' and a key or \
+                             value format)"
+                        } else {
+                            ""
+                        }
+                    ),
+                })?;
+            if columns.contains(&column) {
+                return Err(Error::InvalidParameter {
+                    parameter: "columns".into(),
+                    reason: format!("column '{name}' is named twice"),
+                });
+            }
+            columns.push(column);
+        }
+        Ok(columns)
+    }
+
+    /// The message fields a scan must copy to build `columns` (`decode_error` needs the
+    /// bytes of every decoded side).
+    pub fn fields(columns: &[Column], decoders: &PayloadDecoders) -> MessageFields {
+        let errors = columns.contains(&Column::DecodeError);
+        MessageFields {
+            key: columns.contains(&Column::Key) || (errors && decoders.side(Side::Key).is_some()),
+            value: columns.contains(&Column::Value)
+                || (errors && decoders.side(Side::Value).is_some()),
+            headers: columns.contains(&Column::Headers),
+        }
+    }
+}
+
+/// The schema of [`projected_batch`]: the fields of [`schema_for`] named by `columns`, in
+/// that order.
+pub fn projected_schema(decoders: &PayloadDecoders, columns: &[Column]) -> SchemaRef {
+    let full = schema_for(decoders);
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| full.field(c.index()).clone())
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Build one batch of `records` holding only `columns` (see [`Column::parse_projection`]):
+/// payloads are decoded only for the columns asked for, and the bytes of keys, values and
+/// headers are copied only into the columns asked for. With no columns, the batch has
+/// `records.len()` rows and no column.
+///
+/// # Errors
+/// Decoding errors (see [`PayloadDecoders::decode`]).
+///
+/// # Panics
+/// If a record's `source` is not an index of `ranges`, or `columns` names `decode_error`
+/// for decoders without one (caller bugs).
+pub fn projected_batch(
+    ranges: &[PartitionRange],
+    records: &[Record],
+    decoders: &mut PayloadDecoders,
+    columns: &[Column],
+) -> Result<RecordBatch> {
+    let wanted = |column: Column| columns.contains(&column);
+    let errors = wanted(Column::DecodeError);
+    let decoded_key = decoders.side(Side::Key).is_some();
+    let decoded_value = decoders.side(Side::Value).is_some();
+    let decoded = if decoders.is_raw() {
+        crate::decode::DecodedColumns::default()
+    } else {
+        decoders.decode(
+            ranges,
+            records,
+            errors || wanted(Column::Key),
+            errors || wanted(Column::Value),
+        )?
+    };
+    let mut want: BaseMask = [false; BASE_COLUMNS];
+    for column in columns {
+        if let Some(slot) = want.get_mut(column.index()) {
+            *slot = true;
+        }
+    }
+    want[KEY] &= !decoded_key;
+    want[VALUE] &= !decoded_value;
+    let mut built: Vec<Option<ArrayRef>> = build_columns(ranges, records, &want)
+        .into_iter()
+        .map(Some)
+        .collect();
+    built[KEY] = decoded.key.or(built[KEY].take());
+    built[VALUE] = decoded.value.or(built[VALUE].take());
+    built.push(decoded.decode_error.map(|e| Arc::new(e) as ArrayRef));
+    let arrays: Vec<ArrayRef> = columns
+        .iter()
+        .map(|c| {
+            built[c.index()]
+                .clone()
+                .expect("every projected column was built")
+        })
+        .collect();
+    let options = RecordBatchOptions::new().with_row_count(Some(records.len()));
+    Ok(
+        RecordBatch::try_new_with_options(projected_schema(decoders, columns), arrays, &options)
+            .expect("projected columns match the schema announced for them"),
+    )
+}
+
 /// Build one batch of `records`, whose `source` fields index `ranges`. Payload bytes are
 /// copied once, from the records into the Arrow buffers.
 ///
 /// # Panics
 /// If a record's `source` is not an index of `ranges` (a caller bug).
 pub fn records_to_batch(ranges: &[PartitionRange], records: &[Record]) -> RecordBatch {
-    let columns = build_columns(ranges, records, true, true);
+    let columns = build_columns(ranges, records, &base_mask(true, true, true));
     RecordBatch::try_new(schema(), columns).expect("columns match the kafkars schema")
 }
 
-/// The columns of the kafkars schema; keys and values only when asked for (otherwise an
-/// empty placeholder the caller replaces).
-fn build_columns(
-    ranges: &[PartitionRange],
-    records: &[Record],
-    with_key: bool,
-    with_value: bool,
-) -> Vec<ArrayRef> {
+/// Which of the eight columns of [`schema`] to build, in schema order.
+type BaseMask = [bool; BASE_COLUMNS];
+
+const BASE_COLUMNS: usize = 8;
+
+/// Every column, keys, values and headers only when asked for.
+fn base_mask(key: bool, value: bool, headers: bool) -> BaseMask {
+    [true, true, true, true, true, key, value, headers]
+}
+
+/// The columns of the kafkars schema, in schema order: those `want` asks for, and an empty
+/// placeholder (which the caller replaces or drops) for the others.
+fn build_columns(ranges: &[PartitionRange], records: &[Record], want: &BaseMask) -> Vec<ArrayRef> {
+    let [with_topic, with_partition, with_offset, with_timestamp, with_timestamp_type, with_key, with_value, with_headers] =
+        *want;
     let rows = records.len();
+    let sized = |wanted: bool| if wanted { rows } else { 0 };
     let payload = |pick: fn(&Record) -> usize| records.iter().map(pick).sum::<usize>();
-    let mut topic = StringBuilder::with_capacity(rows, rows * 16);
-    let mut partition = Int32Builder::with_capacity(rows);
-    let mut offset = Int64Builder::with_capacity(rows);
-    let mut timestamp = TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC");
-    let mut timestamp_type = StringBuilder::with_capacity(rows, rows * 10);
+    let mut topic = StringBuilder::with_capacity(sized(with_topic), sized(with_topic) * 16);
+    let mut partition = Int32Builder::with_capacity(sized(with_partition));
+    let mut offset = Int64Builder::with_capacity(sized(with_offset));
+    let mut timestamp =
+        TimestampMillisecondBuilder::with_capacity(sized(with_timestamp)).with_timezone("UTC");
+    let mut timestamp_type =
+        StringBuilder::with_capacity(sized(with_timestamp_type), sized(with_timestamp_type) * 10);
     let mut key = BinaryBuilder::with_capacity(
-        rows,
+        sized(with_key),
         if with_key {
             payload(|r| r.key().map_or(0, <[u8]>::len))
         } else {
@@ -160,7 +364,7 @@ fn build_columns(
         },
     );
     let mut value = BinaryBuilder::with_capacity(
-        rows,
+        sized(with_value),
         if with_value {
             payload(|r| r.value().map_or(0, <[u8]>::len))
         } else {
@@ -174,22 +378,37 @@ fn build_columns(
             Box::new(BinaryBuilder::new()),
         ],
     );
-    let mut headers = ListBuilder::with_capacity(header_builder, rows).with_field(Arc::new(
-        Field::new("item", DataType::Struct(header_fields()), false),
-    ));
+    let mut headers = ListBuilder::with_capacity(header_builder, sized(with_headers)).with_field(
+        Arc::new(Field::new("item", DataType::Struct(header_fields()), false)),
+    );
 
     for record in records {
-        let range = &ranges[record.source as usize];
-        topic.append_value(&range.topic);
-        partition.append_value(range.partition);
-        offset.append_value(record.offset);
-        timestamp.append_option(record.timestamp_ms);
-        timestamp_type.append_option(record.timestamp_type.map(|t| t.as_str()));
+        if with_topic || with_partition {
+            let range = &ranges[record.source as usize];
+            if with_topic {
+                topic.append_value(&range.topic);
+            }
+            if with_partition {
+                partition.append_value(range.partition);
+            }
+        }
+        if with_offset {
+            offset.append_value(record.offset);
+        }
+        if with_timestamp {
+            timestamp.append_option(record.timestamp_ms);
+        }
+        if with_timestamp_type {
+            timestamp_type.append_option(record.timestamp_type.map(|t| t.as_str()));
+        }
         if with_key {
             key.append_option(record.key());
         }
         if with_value {
             value.append_option(record.value());
+        }
+        if !with_headers {
+            continue;
         }
         let entries = headers.values();
         for header in record.headers() {
@@ -297,6 +516,69 @@ mod tests {
         assert_eq!((keys.value(0), keys.value(1)), ("h", "h"));
         assert_eq!(values.value(0), b"1");
         assert!(values.is_null(1));
+    }
+
+    fn raw_decoders() -> PayloadDecoders {
+        let spec = crate::decode::DecodeParameters::default()
+            .into_spec(None)
+            .unwrap();
+        PayloadDecoders::resolve(&spec, &[], &mut |_, _| Ok(Vec::new())).unwrap()
+    }
+
+    #[test]
+    fn test_projected_batch_picks_and_orders_columns() {
+        let records = vec![
+            Record::new(
+                1,
+                7,
+                Some(1_000),
+                Some(TimestampType::CreateTime),
+                Some(b"k".to_vec().into()),
+                Some(b"v".to_vec().into()),
+                vec![],
+            ),
+            Record::new(0, 2, None, None, None, None, vec![]),
+        ];
+        let mut raw = raw_decoders();
+        let names: Vec<String> = ["value", "partition"].map(String::from).to_vec();
+        let columns = Column::parse_projection(&names, &raw).unwrap();
+        assert_eq!(columns, vec![Column::Value, Column::Partition]);
+        let fields = Column::fields(&columns, &raw);
+        assert!(fields.value && !fields.key && !fields.headers);
+        let batch = projected_batch(&ranges(), &records, &mut raw, &columns).unwrap();
+        assert_eq!(batch.schema().fields().len(), 2);
+        assert_eq!(batch.schema().field(0).name(), "value");
+        let value = batch.column(0).as_binary::<i32>();
+        assert_eq!(value.value(0), b"v");
+        assert!(value.is_null(1));
+        let partition = batch.column(1).as_primitive::<Int32Type>();
+        assert_eq!((partition.value(0), partition.value(1)), (3, 0));
+        // No columns: the rows are still counted.
+        let batch = projected_batch(&ranges(), &records, &mut raw, &[]).unwrap();
+        assert_eq!((batch.num_rows(), batch.num_columns()), (2, 0));
+    }
+
+    #[test]
+    fn test_projection_refuses_unknown_and_repeated_names() {
+        let raw = raw_decoders();
+        let parse = |names: &[&str]| {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            Column::parse_projection(&names, &raw)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            parse(&["offset", "size"]),
+            "invalid columns: unknown column 'size'; the columns are topic, partition, offset, \
+             timestamp, timestamp_type, key, value, headers"
+        );
+        assert_eq!(
+            parse(&["key", "key"]),
+            "invalid columns: column 'key' is named twice"
+        );
+        assert!(parse(&["decode_error"]).ends_with(
+            "(decode_error exists only with on_error='null' and a key or value format)"
+        ));
     }
 
     #[test]
