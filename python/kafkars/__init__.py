@@ -14,6 +14,9 @@ topics as ``pyarrow.RecordBatch``es::
     with ConsumerManager({"bootstrap.servers": "127.0.0.1:19092"},
                          [SourceTopic.from_earliest("events")]) as manager:
         batch = manager.poll(timeout_ms=1000)
+
+:func:`plan` resolves topics into ranges (:class:`OffsetRange`) once, :func:`read_range` reads one
+of them anywhere, and :mod:`kafkars.ray` reads a plan as a Ray Dataset.
 """
 
 from __future__ import annotations
@@ -32,11 +35,13 @@ from kafkars._internal import (
     librdkafka_version,
 )
 from kafkars.manager import ConsumerManager, SourceTopic
+from kafkars.plan import OffsetRange, plan, read_range
 
 __all__ = [
     "ConsumerManager",
     "DecodeError",
     "KafkarsError",
+    "OffsetRange",
     "SchemaRegistryError",
     "SourceTopic",
     "__version__",
@@ -44,6 +49,8 @@ __all__ = [
     "extension_path",
     "librdkafka_version",
     "load_extension",
+    "plan",
+    "read_range",
 ]
 
 _EXTENSION_FILE = "kafkars.duckdb_extension"

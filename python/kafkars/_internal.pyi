@@ -49,3 +49,47 @@ class RawConsumerManager:
     def close(self) -> None: ...
     @property
     def closed(self) -> bool: ...
+
+def plan(
+    config: dict[str, str],
+    topics: list[tuple[str, str, int | None]],
+    cutoff_ms: int | None,
+    timeout_ms: int,
+    split_size: int | None = None,
+    workers: int | None = None,
+) -> list[tuple[str, int, int, int]]:
+    """``(topic, partition, start, stop)`` per range, in (topic, partition, start) order."""
+
+class RawRangeReader:
+    def __init__(
+        self,
+        config: dict[str, str],
+        topic: str,
+        partition: int,
+        start: int,
+        stop: int,
+        columns: list[str] | None,
+        batch_size: int,
+        max_buffer_bytes: int,
+        timeout_ms: int,
+        *,
+        value_format: str | None = None,
+        key_format: str | None = None,
+        schema_registry: str | None = None,
+        schema_registry_config: list[tuple[str, str]] | None = None,
+        value_schema: str | None = None,
+        key_schema: str | None = None,
+        value_message: str | None = None,
+        key_message: str | None = None,
+        value_subject: str | None = None,
+        key_subject: str | None = None,
+        value_schema_id: int | None = None,
+        key_schema_id: int | None = None,
+        on_error: str | None = None,
+        json_sample_size: int | None = None,
+    ) -> None: ...
+    def next_batch(self) -> tuple[object, object] | None:
+        """Arrow C data interface capsules ``(schema, array)``, or None once the range is read."""
+    @property
+    def columns(self) -> list[str]: ...
+    def close(self) -> None: ...

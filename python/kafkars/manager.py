@@ -158,20 +158,22 @@ class ConsumerManager:
             _positive("max_buffer_bytes", max_buffer_bytes),
             _milliseconds("idle_timeout_ms", idle_timeout_ms),
             _positive("timeout_ms", timeout_ms, MAX_TIMEOUT_MS),
-            value_format=_text("value_format", value_format),
-            key_format=_text("key_format", key_format),
-            schema_registry=_optional_text("schema_registry", schema_registry),
-            schema_registry_config=_registry_config(schema_registry_config),
-            value_schema=_optional_text("value_schema", value_schema),
-            key_schema=_optional_text("key_schema", key_schema),
-            value_message=_optional_text("value_message", value_message),
-            key_message=_optional_text("key_message", key_message),
-            value_subject=_optional_text("value_subject", value_subject),
-            key_subject=_optional_text("key_subject", key_subject),
-            value_schema_id=_optional_int("value_schema_id", value_schema_id),
-            key_schema_id=_optional_int("key_schema_id", key_schema_id),
-            on_error=_text("on_error", on_error),
-            json_sample_size=_positive("json_sample_size", json_sample_size),
+            **decoding_arguments(
+                value_format=value_format,
+                key_format=key_format,
+                schema_registry=schema_registry,
+                schema_registry_config=schema_registry_config,
+                value_schema=value_schema,
+                key_schema=key_schema,
+                value_message=value_message,
+                key_message=key_message,
+                value_subject=value_subject,
+                key_subject=key_subject,
+                value_schema_id=value_schema_id,
+                key_schema_id=key_schema_id,
+                on_error=on_error,
+                json_sample_size=json_sample_size,
+            ),
         )
 
     def poll(self, timeout_ms: int = 1000) -> pa.RecordBatch:
@@ -230,6 +232,49 @@ class ConsumerManager:
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("live" if self.is_live() else "replaying")
         return f"<ConsumerManager {state}>"
+
+
+def decoding_arguments(
+    *,
+    value_format: object,
+    key_format: object,
+    schema_registry: object,
+    schema_registry_config: object,
+    value_schema: object,
+    key_schema: object,
+    value_message: object,
+    key_message: object,
+    value_subject: object,
+    key_subject: object,
+    value_schema_id: object,
+    key_schema_id: object,
+    on_error: object,
+    json_sample_size: object,
+) -> dict[str, Any]:
+    """The decoding keywords (see :class:`ConsumerManager`) checked and converted for the
+    compiled readers.
+
+    Raises:
+        TypeError: for a keyword of the wrong type.
+        ValueError: for a non-positive ``json_sample_size``, a registry config value of None
+            or an id out of range.
+    """
+    return {
+        "value_format": _text("value_format", value_format),
+        "key_format": _text("key_format", key_format),
+        "schema_registry": _optional_text("schema_registry", schema_registry),
+        "schema_registry_config": _registry_config(schema_registry_config),
+        "value_schema": _optional_text("value_schema", value_schema),
+        "key_schema": _optional_text("key_schema", key_schema),
+        "value_message": _optional_text("value_message", value_message),
+        "key_message": _optional_text("key_message", key_message),
+        "value_subject": _optional_text("value_subject", value_subject),
+        "key_subject": _optional_text("key_subject", key_subject),
+        "value_schema_id": _optional_int("value_schema_id", value_schema_id),
+        "key_schema_id": _optional_int("key_schema_id", key_schema_id),
+        "on_error": _text("on_error", on_error),
+        "json_sample_size": _positive("json_sample_size", json_sample_size),
+    }
 
 
 def _topic_name(name: object) -> str:

@@ -6,6 +6,8 @@
 
 mod errors;
 mod manager;
+mod plan;
+mod shared;
 
 use pyo3::prelude::*;
 
@@ -29,5 +31,7 @@ fn _internal(module: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     module.add_function(wrap_pyfunction!(librdkafka_version, module)?)?;
     module.add_class::<manager::RawConsumerManager>()?;
+    module.add_class::<plan::RawRangeReader>()?;
+    module.add_function(wrap_pyfunction!(plan::plan, module)?)?;
     Ok(())
 }

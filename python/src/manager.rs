@@ -2,68 +2,21 @@
 //! `kafkars.ConsumerManager` wraps it with argument checks and docstrings.
 
 use std::collections::HashMap;
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use arrow_array::ffi::FFI_ArrowArray;
-use arrow_array::{Array, StructArray};
-use arrow_schema::ffi::FFI_ArrowSchema;
 use kafkars_core::{
-    batch, ClientSettings, DecodeParameters, DecodeSpec, Fields, PartitionRange, PayloadDecoders,
-    Record, Scan, ScanOptions, ScanSelection, StartPolicy, TopicSelection,
+    batch, DecodeParameters, Fields, PartitionRange, PayloadDecoders, Record, Scan, ScanOptions,
+    ScanSelection, StartPolicy, TopicSelection,
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict};
 
 use crate::errors::to_py;
-
-/// How long one stretch of a poll may run without the GIL before signals are checked, so that
-/// Ctrl-C interrupts a long poll promptly.
-const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
-
-/// Open the scan on a thread of its own and wait for it without the GIL, checking signals
-/// every [`SIGNAL_CHECK_INTERVAL`]: resolving offsets can wait up to the timeout for brokers,
-/// and Ctrl-C must not. An abandoned opening finishes in the background and is dropped.
-fn open_interruptibly(
-    py: Python<'_>,
-    settings: ClientSettings,
-    selection: ScanSelection,
-    options: ScanOptions,
-    decoding: DecodeSpec,
-) -> PyResult<(Scan, PayloadDecoders)> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("kafkars-open".into())
-        .spawn(move || {
-            // Reader schemas first (a registry that is down fails before any fetching), then
-            // the scan. The receiver is gone when the caller was interrupted.
-            let opened =
-                PayloadDecoders::for_scan(&decoding, &settings, &selection).and_then(|decoders| {
-                    Scan::open(&settings, &selection, options).map(|scan| (scan, decoders))
-                });
-            let _ = sender.send(opened);
-        })
-        .map_err(|error| PyRuntimeError::new_err(format!("could not start a thread: {error}")))?;
-    let mut receiver = receiver;
-    loop {
-        // The receiver moves into the GIL-free closure and back: it is `Send`, not `Sync`.
-        let (received, returned) = py.detach(move || {
-            let received = receiver.recv_timeout(SIGNAL_CHECK_INTERVAL);
-            (received, receiver)
-        });
-        receiver = returned;
-        match received {
-            Ok(opened) => return opened.map_err(to_py),
-            Err(mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(PyRuntimeError::new_err(
-                    "kafkars: opening the scan failed unexpectedly (a bug, please report it)",
-                ))
-            }
-        }
-    }
-}
+use crate::shared::{
+    capsules, client_settings, export_batch, open_interruptibly, SIGNAL_CHECK_INTERVAL,
+};
 
 /// A follow-mode scan over several topics, each with its own start policy.
 #[pyclass(module = "kafkars._internal")]
@@ -120,11 +73,7 @@ impl RawConsumerManager {
                 "invalid batch_size: expected a positive number of rows, found 0",
             ));
         }
-        let settings = ClientSettings::builder()
-            .properties(config)
-            .timeout(Duration::from_millis(timeout_ms))
-            .build()
-            .map_err(to_py)?;
+        let settings = client_settings(config, timeout_ms)?;
         let decoding = DecodeParameters {
             value_format,
             key_format,
@@ -143,25 +92,7 @@ impl RawConsumerManager {
         }
         .into_spec(Some(settings.timeout()))
         .map_err(to_py)?;
-        let topics = topics
-            .into_iter()
-            .map(|(topic, policy, argument)| {
-                let start = match (policy.as_str(), argument) {
-                    ("timestamp", Some(ms)) => {
-                        StartPolicy::from_parameters(Some("timestamp"), Some(ms), None)
-                    }
-                    ("relative", Some(ms)) => u64::try_from(ms)
-                        .map(|ms| StartPolicy::Relative(Duration::from_millis(ms)))
-                        .map_err(|_| kafkars_core::Error::InvalidParameter {
-                            parameter: "relative time".into(),
-                            reason: format!("expected a non-negative number of ms, found {ms}"),
-                        }),
-                    (name, _) => StartPolicy::from_parameters(Some(name), None, None),
-                }?;
-                Ok(TopicSelection::new(topic, start))
-            })
-            .collect::<Result<Vec<_>, kafkars_core::Error>>()
-            .map_err(to_py)?;
+        let topics = topic_selections(topics).map_err(to_py)?;
         let selection = ScanSelection::new(topics, None, Some(cutoff_ms)).map_err(to_py)?;
         let options = ScanOptions {
             max_buffer_bytes,
@@ -203,22 +134,16 @@ impl RawConsumerManager {
             py.check_signals()?;
         }
         let ranges = Arc::clone(&self.ranges);
-        let (array, schema) = py.detach(|| {
+        let exported = py.detach(|| {
             let mut decoders = self
                 .decoders
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let batch = batch::decoded_batch(&ranges, &records, &mut decoders).map_err(to_py)?;
             drop(records);
-            let data = StructArray::from(batch).into_data();
-            let schema = FFI_ArrowSchema::try_from(data.data_type())
-                .map_err(|error| PyRuntimeError::new_err(error.to_string()))?;
-            Ok::<_, PyErr>((FFI_ArrowArray::new(&data), schema))
+            export_batch(batch)
         })?;
-        Ok((
-            PyCapsule::new_with_value(py, schema, c"arrow_schema")?,
-            PyCapsule::new_with_value(py, array, c"arrow_array")?,
-        ))
+        capsules(py, exported)
     }
 
     /// Whether every message before the stop offsets has been returned by `poll`.
@@ -275,4 +200,33 @@ impl RawConsumerManager {
             None => Err(PyRuntimeError::new_err("the ConsumerManager is closed")),
         }
     }
+}
+
+/// The Python topics list, `(name, policy, argument)` with policy `earliest`, `latest`,
+/// `timestamp` (argument: ms since the epoch) or `relative` (argument: ms before now), as the
+/// engine's topic selections.
+///
+/// # Errors
+/// [`kafkars_core::Error::InvalidParameter`] for an unknown policy or a negative relative time.
+pub(crate) fn topic_selections(
+    topics: Vec<(String, String, Option<i64>)>,
+) -> Result<Vec<TopicSelection>, kafkars_core::Error> {
+    topics
+        .into_iter()
+        .map(|(topic, policy, argument)| {
+            let start = match (policy.as_str(), argument) {
+                ("timestamp", Some(ms)) => {
+                    StartPolicy::from_parameters(Some("timestamp"), Some(ms), None)
+                }
+                ("relative", Some(ms)) => u64::try_from(ms)
+                    .map(|ms| StartPolicy::Relative(Duration::from_millis(ms)))
+                    .map_err(|_| kafkars_core::Error::InvalidParameter {
+                        parameter: "relative time".into(),
+                        reason: format!("expected a non-negative number of ms, found {ms}"),
+                    }),
+                (name, _) => StartPolicy::from_parameters(Some(name), None, None),
+            }?;
+            Ok(TopicSelection::new(topic, start))
+        })
+        .collect::<Result<Vec<_>, kafkars_core::Error>>()
 }
