@@ -156,3 +156,16 @@ def test_readme_consumer_manager(events: str, topics: TopicFactory) -> None:
     received = [int(line.split()[1]) for line in lines[:-1]]
     # 9 events, and the 6 metrics of the last hour (55, 45, ..., 5 minutes ago).
     assert sum(received) == 9 + 6
+
+
+# The README's plan / read_range / kafkars.ray example: one range read locally, then the saved
+# plan on a local Ray cluster.
+def test_readme_plan_and_ray(events: str) -> None:
+    code = with_topic(examples("python")[2], events)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "3 rows of partition 0"
+    assert lines[-1] == "9 events"
