@@ -30,7 +30,7 @@ from kafkars.manager import (
     decoding_arguments,
 )
 
-__all__ = ["COLUMNS", "OffsetRange", "plan", "read_range"]
+__all__ = ["COLUMNS", "OffsetRange", "RangeReader", "plan", "read_range"]
 
 #: The columns a batch can have, in schema order (``decode_error`` only with
 #: ``on_error='null'`` and a key or value format).
@@ -225,7 +225,7 @@ def read_range(
     key_schema_id: int | None = None,
     on_error: str = "fail",
     json_sample_size: int = 1_000,
-) -> Iterator[pa.RecordBatch]:
+) -> RangeReader:
     """Read exactly ``range``: the records of one partition at offsets ``start`` to
     ``stop - 1``, in offset order, as ``pyarrow.RecordBatch``es of at most ``batch_size``
     rows.
@@ -247,9 +247,10 @@ def read_range(
             :class:`kafkars.ConsumerManager`. JSON types inferred without a schema come from
             the first ``json_sample_size`` records of the range itself.
 
-    Yields:
-        ``pyarrow.RecordBatch``es of the kafkars schema (projected to ``columns``); none for
-        an empty range.
+    Returns:
+        A :class:`RangeReader`: an iterator of ``pyarrow.RecordBatch``es of the kafkars
+        schema (projected to ``columns``, also its ``schema`` attribute); none for a range
+        without records.
 
     Raises:
         TypeError: for arguments of the wrong type.
@@ -285,17 +286,43 @@ def read_range(
             json_sample_size=json_sample_size,
         ),
     )
-    return _batches(raw)
+    return RangeReader(raw)
 
 
-def _batches(raw: _internal.RawRangeReader) -> Iterator[pa.RecordBatch]:
-    """The batches of an opened reader; its consumer is released at the end, or when the
-    iterator is closed or collected early."""
-    try:
-        while (exported := raw.next_batch()) is not None:
-            yield pa.RecordBatch._import_from_c_capsule(*exported)
-    finally:
-        raw.close()
+class RangeReader(Iterator[pa.RecordBatch]):
+    """The batches of one range (what :func:`read_range` returns): an iterator with the
+    batches' :attr:`schema`, known before the first batch and also for a range without
+    records. Reading ends at the range's stop; :meth:`close` (or the end) releases the
+    consumer."""
+
+    def __init__(self, raw: _internal.RawRangeReader) -> None:
+        self._raw = raw
+        self.schema: pa.Schema = pa.Schema._import_from_c_capsule(raw.schema())
+
+    def __iter__(self) -> RangeReader:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        """The next batch (at most ``batch_size`` rows).
+
+        Raises:
+            StopIteration: once the range has been read.
+            KafkarsError: if reading fails (no progress within ``timeout_ms``, ...).
+        """
+        exported = self._raw.next_batch()
+        if exported is None:
+            self._raw.close()
+            raise StopIteration
+        return pa.RecordBatch._import_from_c_capsule(*exported)
+
+    def close(self) -> None:
+        """Stop reading and release the consumer. Idempotent."""
+        self._raw.close()
+
+    def __del__(self) -> None:
+        raw = getattr(self, "_raw", None)
+        if raw is not None:
+            raw.close()
 
 
 def _checked_range(value: object) -> OffsetRange:

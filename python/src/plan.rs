@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use arrow_schema::ffi::FFI_ArrowSchema;
 use kafkars_core::batch::{self, Column};
 use kafkars_core::{
     default_split_size, plan_scan, split_ranges, DecodeParameters, PartitionRange, PayloadDecoders,
     Record, Scan, ScanOptions, ScanSelection, DEFAULT_IDLE_TIMEOUT,
 };
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 
@@ -217,6 +218,20 @@ impl RawRangeReader {
             export_batch(batch)
         })?;
         capsules(py, exported).map(Some)
+    }
+
+    /// The schema of every batch (an Arrow C data interface capsule), also when the range
+    /// holds no record.
+    fn schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
+        let decoders = self
+            .decoders
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let schema = batch::projected_schema(&decoders, &self.columns);
+        drop(decoders);
+        let exported = FFI_ArrowSchema::try_from(schema.as_ref())
+            .map_err(|error| PyRuntimeError::new_err(error.to_string()))?;
+        PyCapsule::new_with_value(py, exported, c"arrow_schema")
     }
 
     /// The names of the columns every batch has, in order.

@@ -61,8 +61,12 @@ def test_plan_and_read_every_range(topics: TopicFactory, brokers: str) -> None:
     batches = list(kafkars.read_range(config(brokers), piece, batch_size=3))
     assert [b.num_rows for b in batches] == [3, 2]
     assert [r for b in batches for r in batch_records(b)] == in_range(log, piece)
-    # An empty range yields nothing.
-    assert list(kafkars.read_range(config(brokers), OffsetRange(topic, 0, 10, 10))) == []
+    # An empty range yields nothing, and still tells the schema.
+    empty = kafkars.read_range(config(brokers), OffsetRange(topic, 0, 10, 10), ["key", "offset"])
+    assert empty.schema == pa.schema(
+        [pa.field("key", pa.binary()), pa.field("offset", pa.int64(), nullable=False)]
+    )
+    assert list(empty) == []
 
 
 # A cutoff stops each partition before its first record at or after it; split_size cuts the
