@@ -137,8 +137,15 @@ def _read_task(
     ``batch_size`` rows, so block boundaries do not depend on fetch timing."""
     _maybe_fail_once(offset_range)
     try:
-        for batch in read_range(config, offset_range, columns, **read_options):
+        reader = read_range(config, offset_range, columns, **read_options)
+        empty = True
+        for batch in reader:
+            empty = False
             yield pa.Table.from_batches([batch])
+        if empty:
+            # A range of only markers or aborted records: an empty block of the right schema
+            # (Ray would make a block without columns, which Arrow cannot concatenate).
+            yield reader.schema.empty_table()
     except (DecodeError, SchemaRegistryError):
         raise
     except RetriableReadError:
@@ -187,6 +194,7 @@ def read_kafka(
     on_error: str = "fail",
     json_sample_size: int = 1_000,
     concurrency: int | None = None,
+    override_num_blocks: int | None = None,
     max_retries: int = DEFAULT_MAX_RETRIES,
     ray_remote_args: Mapping[str, Any] | None = None,
 ) -> ray.data.Dataset:
@@ -210,6 +218,10 @@ def read_kafka(
         timeout_ms: how long the driver and each task wait for the brokers and for progress.
         value_format, ...: decoding, as for :class:`kafkars.ConsumerManager`.
         concurrency: at most this many read tasks at once (default: as Ray decides).
+        override_num_blocks: the blocks Ray cuts the tasks' output into. Default: one
+            stream of blocks per task, each at most ``batch_size`` rows (Ray's own default
+            would cut every task's output into up to 200 / tasks pieces, and each piece
+            becomes a task of its own in every following ``map_batches``).
         max_retries: attempts after the first for a task whose read failed with
             :class:`RetriableReadError` (also, as always with Ray, for a worker that died).
         ray_remote_args: more :func:`ray.remote` options for the read tasks.
@@ -275,12 +287,17 @@ def read_kafka(
     remote_args = {"max_retries": max_retries, "retry_exceptions": [RetriableReadError]}
     remote_args.update(ray_remote_args or {})
     datasource = KafkaRangesDatasource(config, planned, columns, read_options)
+    if override_num_blocks is None:
+        override_num_blocks = max(1, sum(1 for r in planned if r.offsets > 0))
     # Ray 2.60 takes max_retries and retry_exceptions only through ray_remote_args, which it
     # marks deprecated for a successor that does not exist yet.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
         return ray.data.read_datasource(
-            datasource, concurrency=concurrency, ray_remote_args=remote_args
+            datasource,
+            concurrency=concurrency,
+            override_num_blocks=override_num_blocks,
+            ray_remote_args=remote_args,
         )
 
 
