@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from kafkars._internal import (
     DecodeError,
@@ -36,6 +34,11 @@ from kafkars._internal import (
 )
 from kafkars.manager import ConsumerManager, SourceTopic
 from kafkars.plan import OffsetRange, plan, read_range
+
+if TYPE_CHECKING:
+    # Imported where used: a process that only reads Kafka into Arrow (a Ray worker running
+    # read_range) need not pay for loading DuckDB.
+    import duckdb
 
 __all__ = [
     "ConsumerManager",
@@ -88,6 +91,8 @@ def load_extension(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         FileNotFoundError: if the extension file is missing.
         duckdb.Error: if DuckDB refuses the extension; the message says how to allow it.
     """
+    import duckdb
+
     path = extension_path()
     try:
         con.load_extension(path)
@@ -115,6 +120,8 @@ def connect(
     on. The connection's ``streaming_buffer_size`` is lowered so that the first rows of a
     streaming query (``con.sql(q).to_arrow_reader()``) arrive promptly.
     """
+    import duckdb
+
     settings = dict(config or {})
     settings["allow_unsigned_extensions"] = True
     con = duckdb.connect(database, read_only=read_only, config=settings)
