@@ -113,7 +113,56 @@ def targets(results: dict[str, Any], sets: dict[str, Dataset], budget: int) -> l
                 above=False,
             )
         )
-    return rows + avro_targets(results.get("avro", []), sets["avro"])
+    return (
+        rows
+        + avro_targets(results.get("avro", []), sets["avro"])
+        + ray_targets(results.get("ray", []), sets["100b"])
+        + ray_targets(results.get("ray", []), sets["1kb"])
+    )
+
+
+#: kafkars.ray.read_kafka must reach this many times Ray's own reader's rows/s.
+RAY_PEER_FACTOR = 5
+
+
+def ray_targets(entries: list[Entry], dataset: Dataset) -> list[Entry]:
+    rows: list[Entry] = []
+    if not any(e["dataset"] == dataset.name for e in entries):
+        return rows
+    for op, label in (("count", "ds.count()"), ("map", "map_batches(...).materialize()")):
+        entry = find(entries, f"kafkars_ray_{op}", dataset.name)
+        ratio = entry.get("ratio_to_peer") if _ok(entry) else None
+        rows.append(
+            _target(
+                f"kafkars.ray.read_kafka {label} >= {RAY_PEER_FACTOR}x ray.data.read_kafka on "
+                f"{dataset.name}",
+                ratio,
+                RAY_PEER_FACTOR,
+                f"{ratio:.1f}x" if ratio is not None else "",
+                above=True,
+            )
+        )
+    return rows
+
+
+def ray_table(entries: list[Entry], dataset: Dataset) -> list[str]:
+    title = [
+        f"{dataset.messages:,} messages x {dataset.size} B ({dataset.partitions} partitions); a "
+        "local Ray cluster with two CPUs in each run's fresh process, timed from building the "
+        "dataset (planning included) to the end of the operation; `x peer` = rows/s over "
+        "ray.data.read_kafka's for the same operation.",
+        "",
+    ]
+    return title + _table(
+        "| reader: operation | rows/s | x peer | median s |\n|---|---:|---:|---:|",
+        entries,
+        lambda entry: [entry["label"]],
+        lambda entry: [
+            _number(entry["msgs_per_s"]),
+            _number(entry.get("ratio_to_peer"), 1),
+            _number(entry["median_seconds"], 2),
+        ],
+    )
 
 
 #: The Avro decoding targets: (reader, label) of our decoding front ends; each must reach
@@ -292,6 +341,11 @@ def markdown(results: dict[str, Any], sets: dict[str, Dataset]) -> str:
     if results.get("avro"):
         lines += [f"## Avro decoding: {sets['avro'].name}", ""]
         lines += avro_table(results["avro"], sets["avro"])
+    for role in ("100b", "1kb"):
+        ray_entries = [e for e in results.get("ray", []) if e["dataset"] == sets[role].name]
+        if ray_entries:
+            lines += [f"## Ray Data: {sets[role].name}", ""]
+            lines += ray_table(ray_entries, sets[role])
     lines += ["## Targets", ""]
     lines += [
         f"- {row['status']}: {row['target']}" + (f": {row['shown']}" if row["shown"] else "")

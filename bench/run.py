@@ -43,6 +43,7 @@ from report import MIB
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = ROOT / "bench" / "child.py"
+RAY_CHILD = ROOT / "bench" / "ray_child.py"
 LIMIT = ROOT / "target" / "release" / "kafkars-limit"
 #: The budget of the memory target.
 MEMORY_BUDGET = 64 * MIB
@@ -143,14 +144,25 @@ LATENCY_READERS = (
     ("consumer_manager", {"lookback_s": LOOKBACK_S}),
 )
 THROUGHPUT_DATASETS = ("100b", "1kb", "skew")
-SECTIONS = ("throughput", "memory", "latency", "avro")
+SECTIONS = ("throughput", "memory", "latency", "avro", "ray")
 #: The datasets (roles) each section reads: only those of the chosen sections are produced.
 SECTION_DATASETS = {
     "throughput": THROUGHPUT_DATASETS,
     "memory": MEMORY_DATASETS,
     "latency": ("100b",),
     "avro": ("avro",),
+    "ray": ("100b", "1kb"),
 }
+#: The Ray section's readers, (key, label, ray_child.py's reader), each in the main venv
+#: (Ray is there, for kafkars.ray's tests), and the operations timed.
+RAY_READERS = (
+    ("kafkars_ray", "kafkars.ray.read_kafka", "kafkars"),
+    ("ray_read_kafka", "ray.data.read_kafka (Ray's own)", "ray"),
+)
+RAY_OPS = (
+    ("count", "ds.count()"),
+    ("map", 'ds.map_batches(identity, batch_format="pyarrow").materialize()'),
+)
 
 
 @dataclass
@@ -415,6 +427,59 @@ def avro(
     return entries
 
 
+def ray_section(sets: dict[str, Dataset], options: Options) -> list[dict[str, Any]]:
+    """kafkars.ray.read_kafka against ray.data.read_kafka on the 100-byte and 1 KiB sets."""
+    entries = []
+    for role in SECTION_DATASETS["ray"]:
+        entries += ray_dataset(sets[role], options)
+    return entries
+
+
+def ray_dataset(dataset: Dataset, options: Options) -> list[dict[str, Any]]:
+    """Both Ray readers on ``dataset``: each run a fresh process with a local two-CPU Ray
+    cluster (bench/ray_child.py), timed from building the dataset to the end of the
+    operation."""
+    print(f"ray: {dataset.name}", flush=True)
+    entries = []
+    for op, op_label in RAY_OPS:
+        for key, label, reader in RAY_READERS:
+            argv = [str(options.main_python), str(RAY_CHILD), reader, dataset.name]
+            argv += [str(dataset.messages), "--brokers", options.brokers, "--op", op]
+            runs = []
+            for _ in range(options.runs):
+                process = run_process(argv, options.run_timeout)
+                out = _last_json(process.stdout)
+                if process.returncode != 0 or out is None or not out.get("ok"):
+                    runs.append({"error": (process.stderr.strip()[-400:] or str(out))})
+                else:
+                    runs.append(out)
+            entry: dict[str, Any] = {
+                "reader": f"{key}_{op}",
+                "label": f"{label}: {op_label}",
+                "dataset": dataset.name,
+                "runs": runs,
+            }
+            failed = [run["error"] for run in runs if "error" in run]
+            if failed:
+                entry.update(status="failed", error=failed[0])
+                print(f"  {key} {op}: FAILED: {failed[0]}", flush=True)
+            else:
+                seconds = statistics.median(run["seconds"] for run in runs)
+                entry.update(
+                    status="ok", median_seconds=seconds, msgs_per_s=dataset.messages / seconds
+                )
+                print(f"  {key} {op}: {entry['msgs_per_s']:,.0f} msgs/s", flush=True)
+            entries.append(entry)
+    rates = {e["reader"]: e["msgs_per_s"] for e in entries if e["status"] == "ok"}
+    for op, _ in RAY_OPS:
+        ours, peer = rates.get(f"kafkars_ray_{op}"), rates.get(f"ray_read_kafka_{op}")
+        if ours and peer:
+            for entry in entries:
+                if entry["reader"].endswith(f"_{op}") and entry["status"] == "ok":
+                    entry["ratio_to_peer"] = entry["msgs_per_s"] / peer
+    return entries
+
+
 def memory(sets: dict[str, Dataset], broker: Broker, options: Options) -> list[dict[str, Any]]:
     entries = []
     for role in MEMORY_DATASETS:
@@ -631,6 +696,7 @@ def main(argv: Sequence[str]) -> int:
     results["memory"] = memory(sets, broker, options) if "memory" in sections else []
     results["latency"] = latency(sets, broker, options) if "latency" in sections else []
     results["avro"] = avro(sets, avro_readers, broker, options) if "avro" in sections else []
+    results["ray"] = ray_section(sets, options) if "ray" in sections else []
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     results["versions"] = versions(options, results["throughput"])
