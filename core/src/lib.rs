@@ -58,7 +58,7 @@ pub use error::{Error, Result};
 pub use fetch::BudgetSplit;
 pub use merge::OrderedMerge;
 pub use metadata::{MetadataClient, PartitionInfo, TopicInfo};
-pub use pattern::TopicPattern;
+pub use pattern::{resolve_topic_pattern, TopicPattern};
 pub use record::{Fields, Header, HeaderRef, Record, TimestampType};
 pub use resolve::{
     bound_range, coalesce_ranges, default_split_size, resolve_offsets, resolve_plan, split_ranges,

@@ -20,7 +20,7 @@ class RawConsumerManager:
     def __init__(
         self,
         config: dict[str, str],
-        topics: list[tuple[str, str, int | None]],
+        topics: list[tuple[str, str, int | None, list[tuple[int, int]] | None, bool]],
         cutoff_ms: int,
         batch_size: int,
         max_buffer_bytes: int,

@@ -31,12 +31,18 @@ class SourceTopic:
     """A topic to read and where its partitions start.
 
     Build one with :meth:`from_earliest`, :meth:`from_latest`, :meth:`from_timestamp` (alias
-    :meth:`from_absolute_time`) or :meth:`from_relative_time`.
+    :meth:`from_absolute_time`), :meth:`from_relative_time`, :meth:`from_offsets` (where
+    each partition starts, e.g. where the last load stopped) or :meth:`from_pattern` (every
+    topic whose name matches a regular expression).
     """
 
     name: str
     policy: str
     argument_ms: int | None = None
+    #: Explicit ``(partition, start offset)`` pairs (:meth:`from_offsets`), sorted.
+    offsets: tuple[tuple[int, int], ...] | None = None
+    #: Whether ``name`` is a regular expression over topic names (:meth:`from_pattern`).
+    pattern: bool = False
 
     @classmethod
     def from_earliest(cls, name: str) -> SourceTopic:
@@ -60,6 +66,82 @@ class SourceTopic:
     def from_relative_time(cls, name: str, lookback_ms: int) -> SourceTopic:
         """Start at the first message of the last ``lookback_ms`` milliseconds."""
         return cls(_topic_name(name), "relative", _milliseconds("lookback_ms", lookback_ms))
+
+    @classmethod
+    def from_offsets(cls, name: str, offsets: Mapping[int, int]) -> SourceTopic:
+        """Start the named partitions at the given offsets (inclusive); others at the earliest.
+
+        ``offsets`` maps partition → offset: an offset >= 0, ``-2`` for the log start or
+        ``-1`` for the end of the log (as Spark's Kafka source and librdkafka write them). A
+        resumed load passes the stop offsets of the previous one. An offset below the
+        partition's log start (deleted by retention) or past its end makes the read raise
+        ``ValueError`` naming topic, partition and offsets; so does a partition the topic
+        does not have.
+
+        Raises:
+            TypeError: if ``offsets`` is not a mapping of int to int.
+            ValueError: for a negative partition or an offset below -2.
+        """
+        name = _topic_name(name)
+        if not isinstance(offsets, Mapping):
+            raise TypeError(
+                f"offsets must be a mapping of partition to offset, not {type(offsets).__name__}"
+            )
+        pairs = []
+        for partition, offset in offsets.items():
+            for what, value in (("partition", partition), ("offset", offset)):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise TypeError(
+                        f"offsets: a {what} must be an int, found {type(value).__name__} {value!r}"
+                    )
+            if partition < 0 or partition > 2**31 - 1:
+                raise ValueError(
+                    f"invalid offsets: partition numbers go from 0 to 2**31 - 1, found {partition}"
+                )
+            if offset < -2 or offset > _MAX_INT64:
+                raise ValueError(
+                    "invalid offsets: expected an offset >= 0, -2 (the log start) or -1 (the end "
+                    f"of the log), found {offset} for partition {partition} of topic '{name}'"
+                )
+            pairs.append((partition, offset))
+        return cls(name, "earliest", offsets=tuple(sorted(pairs)))
+
+    @classmethod
+    def from_pattern(
+        cls, pattern: str, policy: str = "earliest", argument_ms: int | None = None
+    ) -> SourceTopic:
+        """Read every topic whose name matches the regular expression ``pattern``.
+
+        The pattern matches anywhere in a name unless anchored (``'^events-'``), in the syntax
+        of Rust's ``regex`` crate (close to Python's ``re``). Kafka's own topics
+        (``__consumer_offsets``, ...) match only a pattern that names them. The topics that
+        match when the read starts are resolved once; a :class:`ConsumerManager` also picks
+        up matching topics created while it runs. Their partitions start by ``policy``
+        (``'earliest'``, ``'latest'``, ``'timestamp'`` or ``'relative'``, the last two with
+        ``argument_ms`` as in :meth:`from_timestamp` / :meth:`from_relative_time`).
+
+        Raises:
+            TypeError: if ``pattern`` is not a str.
+            ValueError: for an empty pattern (a malformed one, or one that matches no topic,
+                raises ``ValueError`` when the read starts).
+        """
+        if not isinstance(pattern, str):
+            raise TypeError(
+                f"pattern must be a str (a regular expression), not {type(pattern).__name__}"
+            )
+        if not pattern.strip():
+            raise ValueError(
+                "invalid pattern: expected a regular expression over topic names, found an "
+                "empty string"
+            )
+        if argument_ms is not None:
+            argument_ms = _milliseconds("argument_ms", argument_ms)
+        return cls(pattern, policy, argument_ms, pattern=True)
+
+    def _arguments(self) -> tuple[str, str, int | None, list[tuple[int, int]] | None, bool]:
+        """The tuple the engine takes (see ``kafkars._internal``)."""
+        offsets = list(self.offsets) if self.offsets is not None else None
+        return (self.name, self.policy, self.argument_ms, offsets, self.pattern)
 
 
 class ConsumerManager:
@@ -152,7 +234,7 @@ class ConsumerManager:
             cutoff_ms = int(time.time() * 1000)
         self._raw = RawConsumerManager(
             {_config_key(key): _config_value(key, value) for key, value in config.items()},
-            [(topic.name, topic.policy, topic.argument_ms) for topic in topics],
+            [topic._arguments() for topic in topics],
             _milliseconds("cutoff_ms", cutoff_ms),
             _positive("batch_size", batch_size),
             _positive("max_buffer_bytes", max_buffer_bytes),

@@ -6,6 +6,7 @@
 
 mod errors;
 mod manager;
+mod selection;
 
 use pyo3::prelude::*;
 

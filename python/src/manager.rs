@@ -10,13 +10,14 @@ use arrow_array::{Array, StructArray};
 use arrow_schema::ffi::FFI_ArrowSchema;
 use kafkars_core::{
     batch, ClientSettings, DecodeParameters, DecodeSpec, Fields, PartitionRange, PayloadDecoders,
-    Record, Scan, ScanOptions, ScanSelection, StartPolicy, TopicSelection,
+    Record, Scan, ScanOptions, ScanSelection,
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict};
 
 use crate::errors::to_py;
+use crate::selection::SourceTopicArgs;
 
 /// How long one stretch of a poll may run without the GIL before signals are checked, so that
 /// Ctrl-C interrupts a long poll promptly.
@@ -79,8 +80,7 @@ pub struct RawConsumerManager {
 
 #[pymethods]
 impl RawConsumerManager {
-    /// `topics`: `(name, policy, argument)` with policy `earliest`, `latest`, `timestamp`
-    /// (argument: ms since the epoch) or `relative` (argument: ms before now).
+    /// `topics`: see [`SourceTopicArgs`].
     #[new]
     // One argument per keyword of the Python constructor.
     #[allow(clippy::too_many_arguments)]
@@ -94,7 +94,7 @@ impl RawConsumerManager {
     fn new(
         py: Python<'_>,
         config: HashMap<String, String>,
-        topics: Vec<(String, String, Option<i64>)>,
+        topics: Vec<SourceTopicArgs>,
         cutoff_ms: i64,
         batch_size: usize,
         max_buffer_bytes: usize,
@@ -143,26 +143,8 @@ impl RawConsumerManager {
         }
         .into_spec(Some(settings.timeout()))
         .map_err(to_py)?;
-        let topics = topics
-            .into_iter()
-            .map(|(topic, policy, argument)| {
-                let start = match (policy.as_str(), argument) {
-                    ("timestamp", Some(ms)) => {
-                        StartPolicy::from_parameters(Some("timestamp"), Some(ms), None)
-                    }
-                    ("relative", Some(ms)) => u64::try_from(ms)
-                        .map(|ms| StartPolicy::Relative(Duration::from_millis(ms)))
-                        .map_err(|_| kafkars_core::Error::InvalidParameter {
-                            parameter: "relative time".into(),
-                            reason: format!("expected a non-negative number of ms, found {ms}"),
-                        }),
-                    (name, _) => StartPolicy::from_parameters(Some(name), None, None),
-                }?;
-                Ok(TopicSelection::new(topic, start))
-            })
-            .collect::<Result<Vec<_>, kafkars_core::Error>>()
-            .map_err(to_py)?;
-        let selection = ScanSelection::new(topics, None, Some(cutoff_ms)).map_err(to_py)?;
+        let selection =
+            crate::selection::scan_selection(&settings, topics, Some(cutoff_ms)).map_err(to_py)?;
         let options = ScanOptions {
             max_buffer_bytes,
             fields: Fields::ALL,

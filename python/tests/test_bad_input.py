@@ -904,6 +904,13 @@ SQL_VALUES = {
     "partitions": Values(
         ("[0]", "[1]", "[1, 0]"), ("[2]", "[]", "[-1]", "[0, 0]", "[NULL]", "NULL", "1")
     ),
+    "start_offsets": Values(
+        ("MAP {0: 0}", "MAP {1: -2, 0: -1}", "[{'topic': '$topic', 'partition': 0, 'offset': 0}]"),
+        ("MAP {5: 0}", "MAP {0: -3}", "MAP {0: NULL}", "NULL", "'0=1'", "MAP {0: 10000}"),
+    ),
+    "stop_offsets": Values(("MAP {0: -1}",), ("MAP {0: -2}", "MAP {1: 10000}", "NULL", "[1]")),
+    "on_missing": Values(("'fail'", "'skip'"), ("'ignore'", "NULL", "1")),
+    "split_size": Values(("1", "1000"), ("0", "-5", "NULL", "'big'")),
     "follow": Values(("false", "true"), ("NULL", "'maybe'")),
     "idle_timeout": Values(("INTERVAL 100 MILLISECONDS",), ("INTERVAL '-1 second'", "NULL", "5")),
     "max_buffer_bytes": Values(
@@ -915,6 +922,7 @@ FUNCTION_PARAMETERS = {
     "kafka_offsets": [
         *["brokers", "timeout", "config"],
         *["policy", "start", "lookback", "cutoff", "partitions"],
+        *["start_offsets", "stop_offsets", "on_missing", "split_size"],
     ],
     "kafka_topics": ["brokers", "timeout", "config"],
     "kafka_partitions": ["brokers", "timeout", "config"],
