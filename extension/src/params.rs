@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use kafkars_core::{
-    duration_from_micros, parse_topic_list, resolve_topic_pattern, ClientSettings,
-    DecodeParameters, DecodeSpec, OnMissing, PartitionRange, ScanSelection, StartPolicy,
-    TopicPattern, TopicSelection,
+    duration_from_micros, parse_topic_list, positive_duration_from_micros, resolve_topic_pattern,
+    ClientSettings, DecodeParameters, DecodeSpec, OnMissing, PartitionRange, ScanSelection,
+    StartPolicy, TopicPattern, TopicSelection,
 };
 
 use crate::capi::{BindInput, Kind, LogicalType, Value};
@@ -476,6 +476,23 @@ pub fn interval(
     input: &BindInput,
     parameter: &str,
 ) -> Result<Option<Duration>, kafkars_core::Error> {
+    interval_micros(input, parameter)?
+        .map(|micros| duration_from_micros(parameter, micros))
+        .transpose()
+}
+
+/// As [`interval`], for an interval that must be more than zero.
+pub fn positive_interval(
+    input: &BindInput,
+    parameter: &str,
+) -> Result<Option<Duration>, kafkars_core::Error> {
+    interval_micros(input, parameter)?
+        .map(|micros| positive_duration_from_micros(parameter, micros))
+        .transpose()
+}
+
+/// An optional INTERVAL named argument in microseconds, months counted as 30 days.
+fn interval_micros(input: &BindInput, parameter: &str) -> Result<Option<i64>, kafkars_core::Error> {
     let Some(value) = not_null(input.named(parameter), parameter)? else {
         return Ok(None);
     };
@@ -485,7 +502,7 @@ pub fn interval(
         .checked_mul(MICROS_PER_DAY)
         .and_then(|day_micros| day_micros.checked_add(micros))
         .ok_or_else(|| invalid(parameter, "the interval is too large".into()))?;
-    duration_from_micros(parameter, total).map(Some)
+    Ok(Some(total))
 }
 
 fn not_null(value: Option<Value>, parameter: &str) -> Result<Option<Value>, kafkars_core::Error> {

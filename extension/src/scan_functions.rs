@@ -13,8 +13,8 @@ use arrow_schema::{DataType, Field};
 use kafkars_core::{
     default_split_size, plan_scan, plan_scan_with_notes, split_ranges, ClientSettings,
     DecodedColumns, Fields, PartitionRange, PayloadDecoders, PlannedRange, Record, Scan,
-    ScanOptions, ScanSelection, Side, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFER_BYTES,
-    MIN_MAX_BUFFER_BYTES,
+    ScanOptions, ScanSelection, Side, Watch, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFER_BYTES,
+    DEFAULT_METADATA_REFRESH, MIN_MAX_BUFFER_BYTES,
 };
 
 use crate::arrow::ColumnWriter;
@@ -220,6 +220,7 @@ impl TableFunction for KafkaScan {
         named.push(("ordered", LogicalType::boolean()));
         named.push(("idle_timeout", LogicalType::interval()));
         named.push(("split_size", LogicalType::bigint()));
+        named.push(("metadata_refresh", LogicalType::interval()));
         named.extend(params::decode_parameters());
         named
     }
@@ -240,14 +241,23 @@ impl TableFunction for KafkaScan {
                 }
             };
             let follow = params::boolean(input, "follow")?.unwrap_or(false);
-            let idle_timeout = params::interval(input, "idle_timeout")?;
-            if idle_timeout.is_some() && !follow {
-                return Err(kafkars_core::Error::InvalidParameter {
-                    parameter: "idle_timeout".into(),
-                    reason: "it applies to follow mode only; add follow := true or leave it out"
-                        .into(),
-                });
-            }
+            let follow_only = |parameter: &str, value: Option<_>| {
+                if value.is_some() && !follow {
+                    return Err(kafkars_core::Error::InvalidParameter {
+                        parameter: parameter.into(),
+                        reason: "it applies to follow mode only; add follow := true or leave \
+                                 it out"
+                            .into(),
+                    });
+                }
+                Ok(value)
+            };
+            let idle_timeout =
+                follow_only("idle_timeout", params::interval(input, "idle_timeout")?)?;
+            let metadata_refresh = follow_only(
+                "metadata_refresh",
+                params::positive_interval(input, "metadata_refresh")?,
+            )?;
             if follow && selection.ranges.is_some() {
                 return Err(kafkars_core::Error::InvalidParameter {
                     parameter: "ranges".into(),
@@ -262,6 +272,7 @@ impl TableFunction for KafkaScan {
                 follow,
                 idle_timeout: idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
                 ordered: params::boolean(input, "ordered")?.unwrap_or(true),
+                metadata_refresh: metadata_refresh.unwrap_or(DEFAULT_METADATA_REFRESH),
             };
             options.validate()?;
             let split_size = split_size(input)?;
@@ -390,7 +401,12 @@ impl TableFunction for KafkaScan {
                     .unwrap_or_else(|| default_split_size(&ranges, threads));
                 split_ranges(ranges, size).map_err(|e| error_text(Self::NAME, e))?
             };
-            let groups = group_ranges(ranges, threads);
+            let mut groups = group_ranges(ranges, threads);
+            if options.follow && groups.is_empty() {
+                // Nothing to read yet (a pattern no topic matches so far): one scan watches
+                // for what comes.
+                groups.push(Vec::new());
+            }
             // The budget is shared by the groups' scans.
             let options = ScanOptions {
                 max_buffer_bytes: (options.max_buffer_bytes / groups.len().max(1))
@@ -445,8 +461,11 @@ impl TableFunction for KafkaScan {
                 let Some(group) = group else {
                     return Ok(());
                 };
-                let scan = Scan::open_ranges(settings, group, *options)
+                let mut scan = Scan::open_ranges(settings, group, *options)
                     .map_err(|e| error_text(Self::NAME, e))?;
+                // A followed scan has one group (see init), so one scan watches the
+                // selection for new partitions, as the ordered scan does.
+                scan.watch(Watch::for_selection(&request.selection));
                 thread.part = Some(ScanPart::new(scan, request));
             },
         }

@@ -26,6 +26,7 @@ class RawConsumerManager:
         max_buffer_bytes: int,
         idle_timeout_ms: int,
         timeout_ms: int,
+        metadata_refresh_ms: int,
         *,
         value_format: str | None = None,
         key_format: str | None = None,

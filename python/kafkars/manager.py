@@ -20,6 +20,8 @@ DEFAULT_MAX_BUFFER_BYTES = 256 * 1024 * 1024
 DEFAULT_IDLE_TIMEOUT_MS = 1_000
 #: Default time to wait for brokers, metadata and replay progress.
 DEFAULT_TIMEOUT_MS = 30_000
+#: Default time between two looks for partitions created while the manager runs.
+DEFAULT_METADATA_REFRESH_MS = 5_000
 #: The longest ``timeout_ms``: librdkafka takes timeouts as a C ``int`` of milliseconds.
 MAX_TIMEOUT_MS = 2**31 - 1
 #: The largest count, size or millisecond value the engine takes (a signed 64-bit integer).
@@ -156,6 +158,12 @@ class ConsumerManager:
     messages stream in as they arrive; a partition silent for ``idle_timeout_ms`` stops
     holding the others back.
 
+    Partitions added to the topics while the manager runs are read too, from their first
+    message: every ``metadata_refresh_ms`` the manager asks the cluster for the topics'
+    partitions. A partition found during the replay joins once the manager is live (the
+    replay stays exactly the partitions it resolved); :meth:`partition_state` lists it from
+    when it was found.
+
     ``config`` holds librdkafka consumer properties (``bootstrap.servers``, security, ...).
     A ``group.id`` is accepted and never used: no group is joined, no offset committed.
 
@@ -172,6 +180,7 @@ class ConsumerManager:
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
         idle_timeout_ms: int = DEFAULT_IDLE_TIMEOUT_MS,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        metadata_refresh_ms: int = DEFAULT_METADATA_REFRESH_MS,
         *,
         value_format: str = "bytes",
         key_format: str = "bytes",
@@ -210,8 +219,9 @@ class ConsumerManager:
         Raises:
             TypeError: if ``config`` is not a mapping of str keys, ``topics`` holds
                 something other than :class:`SourceTopic`, or a number is not an int.
-            ValueError: for an empty topic list, a non-positive ``batch_size``, a budget or
-                timeout out of range, a config value that is None, a property librdkafka
+            ValueError: for an empty topic list, a non-positive ``batch_size`` or
+                ``metadata_refresh_ms``, a budget or timeout out of range, a config value
+                that is None, a property librdkafka
                 doesn't know or refuses, or a config that would commit offsets.
             KafkarsError: if the brokers can't be reached within ``timeout_ms`` or a topic
                 doesn't exist; :class:`kafkars.SchemaRegistryError` if the registry can't
@@ -240,6 +250,7 @@ class ConsumerManager:
             _positive("max_buffer_bytes", max_buffer_bytes),
             _milliseconds("idle_timeout_ms", idle_timeout_ms),
             _positive("timeout_ms", timeout_ms, MAX_TIMEOUT_MS),
+            _positive("metadata_refresh_ms", metadata_refresh_ms),
             value_format=_text("value_format", value_format),
             key_format=_text("key_format", key_format),
             schema_registry=_optional_text("schema_registry", schema_registry),
@@ -276,10 +287,14 @@ class ConsumerManager:
         return self._raw.is_live()
 
     def partition_state(self) -> list[dict[str, Any]]:
-        """Per partition, in (topic, partition) order: ``topic``, ``partition``, ``start``,
-        ``stop``, ``position`` (the offset after the last message returned),
-        ``buffered_messages``, ``buffered_bytes``, ``paused`` (left unread to stay within the
-        budget) and ``live`` (its replay is complete)."""
+        """Per partition: ``topic``, ``partition``, ``start``, ``stop``, ``position`` (the
+        offset after the last message returned), ``buffered_messages``, ``buffered_bytes``,
+        ``paused`` (left unread to stay within the budget) and ``live`` (its replay is
+        complete).
+
+        The partitions resolved at the start come in (topic, partition) order, then those
+        added to the topics later, in the order they were found, each with ``start`` and
+        ``stop`` at its first offset (it has nothing to replay)."""
         return self._raw.partition_state()
 
     def close(self) -> None:

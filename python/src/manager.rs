@@ -72,7 +72,11 @@ pub struct RawConsumerManager {
     /// `None` once closed. Locked only without the GIL (see `with_scan`), so two Python threads
     /// polling one manager take turns instead of deadlocking.
     scan: Mutex<Option<Scan>>,
-    ranges: Arc<Vec<PartitionRange>>,
+    /// A copy of the scan's ranges, which records' `source` index, for building batches
+    /// outside the scan's lock. The scan's list only grows (follow mode adds partitions
+    /// created meanwhile): `poll` renews the copy when it is shorter, under the scan's lock,
+    /// together with taking the records.
+    ranges: Mutex<Arc<Vec<PartitionRange>>>,
     batch_size: usize,
     /// Decode keys and values into typed columns; taken by the thread that builds a batch.
     decoders: Mutex<PayloadDecoders>,
@@ -86,7 +90,7 @@ impl RawConsumerManager {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (
         config, topics, cutoff_ms, batch_size, max_buffer_bytes, idle_timeout_ms, timeout_ms,
-        *, value_format=None, key_format=None, schema_registry=None,
+        metadata_refresh_ms, *, value_format=None, key_format=None, schema_registry=None,
         schema_registry_config=None, value_schema=None, key_schema=None, value_message=None,
         key_message=None, value_subject=None, key_subject=None, value_schema_id=None,
         key_schema_id=None, on_error=None, json_sample_size=None
@@ -100,6 +104,7 @@ impl RawConsumerManager {
         max_buffer_bytes: usize,
         idle_timeout_ms: u64,
         timeout_ms: u64,
+        metadata_refresh_ms: u64,
         value_format: Option<String>,
         key_format: Option<String>,
         schema_registry: Option<String>,
@@ -151,10 +156,13 @@ impl RawConsumerManager {
             follow: true,
             idle_timeout: Duration::from_millis(idle_timeout_ms),
             ordered: true,
+            metadata_refresh: Duration::from_millis(metadata_refresh_ms),
         };
+        // Checked before any request is sent.
+        options.validate().map_err(to_py)?;
         let (scan, decoders) = open_interruptibly(py, settings, selection, options, decoding)?;
         Ok(Self {
-            ranges: Arc::new(scan.ranges().to_vec()),
+            ranges: Mutex::new(Arc::new(scan.ranges().to_vec())),
             scan: Mutex::new(Some(scan)),
             batch_size,
             decoders: Mutex::new(decoders),
@@ -170,21 +178,21 @@ impl RawConsumerManager {
     ) -> PyResult<(Bound<'py, PyCapsule>, Bound<'py, PyCapsule>)> {
         let deadline = Instant::now() + Duration::from_millis(timeout_ms);
         let mut records: Vec<Record> = Vec::new();
-        loop {
+        let ranges = loop {
             let stretch = deadline.min(Instant::now() + SIGNAL_CHECK_INTERVAL);
             let wanted = self.batch_size - records.len();
-            py.detach(|| {
+            let ranges = py.detach(|| {
                 self.with_scan(|scan| {
                     scan.next_records(wanted, &mut records, Some(stretch))
-                        .map_err(to_py)
+                        .map_err(to_py)?;
+                    Ok(self.ranges_of(scan))
                 })
             })?;
             if !records.is_empty() || Instant::now() >= deadline {
-                break;
+                break ranges;
             }
             py.check_signals()?;
-        }
-        let ranges = Arc::clone(&self.ranges);
+        };
         let (array, schema) = py.detach(|| {
             let mut decoders = self
                 .decoders
@@ -243,6 +251,23 @@ impl RawConsumerManager {
 }
 
 impl RawConsumerManager {
+    /// The ranges `scan`'s records index, as a shared copy: the kept one while it is
+    /// complete, else a new one, kept from then on. Call it under the scan's lock, right
+    /// after taking records, so that the copy covers their sources.
+    fn ranges_of(&self, scan: &Scan) -> Arc<Vec<PartitionRange>> {
+        let mut kept = self.lock_ranges();
+        if kept.len() != scan.ranges().len() {
+            *kept = Arc::new(scan.ranges().to_vec());
+        }
+        Arc::clone(&kept)
+    }
+
+    fn lock_ranges(&self) -> MutexGuard<'_, Arc<Vec<PartitionRange>>> {
+        self.ranges
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Option<Scan>> {
         self.scan
             .lock()
