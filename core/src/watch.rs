@@ -151,6 +151,98 @@ mod tests {
         assert!(!watch.watches("__consumer_offsets"));
     }
 
+    // The pattern path end to end on librdkafka's mock cluster (front ends cannot give a
+    // pattern yet): a followed scan of `pat-a` watching `^pat-` reads `pat-b`, created while
+    // it is live, from its first message, and lists it after `pat-a`. A supplement to the
+    // real-broker tests of added partitions (python/tests/test_follow_partitions.py).
+    #[test]
+    fn test_watch_follow_reads_pattern_topic_created_later_mock_cluster() {
+        use std::time::Instant;
+
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        use rdkafka::ClientConfig;
+
+        use crate::record::Record;
+        use crate::scan::{Scan, ScanOptions};
+        use crate::settings::ClientSettings;
+
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("pat-a", 1, 1).unwrap();
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .create()
+            .unwrap();
+        let produce = |topic: &str, key: &str| {
+            producer
+                .send(BaseRecord::to(topic).partition(0).key(key).payload("v"))
+                .unwrap();
+            producer.flush(Duration::from_secs(10)).unwrap();
+        };
+        produce("pat-a", "a0");
+
+        let settings = ClientSettings::builder()
+            .brokers(cluster.bootstrap_servers())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let mut selection = ScanSelection::new(
+            vec![TopicSelection::new("pat-a", StartPolicy::Earliest)],
+            None,
+            None,
+        )
+        .unwrap();
+        selection.topic_patterns = vec![TopicPattern::new("topic_pattern", "^pat-").unwrap()];
+        let options = ScanOptions {
+            follow: true,
+            metadata_refresh: Duration::from_millis(100),
+            ..ScanOptions::default()
+        };
+        let mut scan = Scan::open(&settings, &selection, options).unwrap();
+        let mut out: Vec<Record> = Vec::new();
+        let read = |scan: &mut Scan, out: &mut Vec<Record>, count: usize| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while out.len() < count && Instant::now() < deadline {
+                scan.next_records(
+                    count - out.len(),
+                    out,
+                    Some(Instant::now() + Duration::from_millis(100)),
+                )
+                .unwrap();
+            }
+        };
+        read(&mut scan, &mut out, 1);
+        assert!(scan.is_live());
+
+        cluster.create_topic("pat-b", 1, 1).unwrap();
+        cluster.create_topic("other", 1, 1).unwrap();
+        produce("pat-b", "b0");
+        produce("pat-b", "b1");
+        produce("other", "o0");
+        read(&mut scan, &mut out, 3);
+        let rows: Vec<(String, i32, i64, Option<&[u8]>)> = out
+            .iter()
+            .map(|r| {
+                let range = &scan.ranges()[r.source as usize];
+                (range.topic.clone(), range.partition, r.offset, r.key())
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("pat-a".to_owned(), 0, 0, Some(&b"a0"[..])),
+                ("pat-b".to_owned(), 0, 0, Some(&b"b0"[..])),
+                ("pat-b".to_owned(), 0, 1, Some(&b"b1"[..])),
+            ]
+        );
+        let listed: Vec<(&str, i32, i64, i64)> = scan
+            .ranges()
+            .iter()
+            .map(|r| (r.topic.as_str(), r.partition, r.start, r.stop))
+            .collect();
+        assert_eq!(listed, vec![("pat-a", 0, 0, 1), ("pat-b", 0, 0, 0)]);
+    }
+
     #[test]
     fn test_watch_for_selection_with_chosen_partitions_is_empty() {
         assert!(Watch::for_selection(&selection(Some(vec![0]))).is_empty());
