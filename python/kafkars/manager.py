@@ -117,10 +117,11 @@ class SourceTopic:
         The pattern matches anywhere in a name unless anchored (``'^events-'``), in the syntax
         of Rust's ``regex`` crate (close to Python's ``re``). Kafka's own topics
         (``__consumer_offsets``, ...) match only a pattern that names them. The topics that
-        match when the read starts are resolved once; a :class:`ConsumerManager` also picks
-        up matching topics created while it runs. Their partitions start by ``policy``
+        match when the read starts are resolved once, and their partitions start by ``policy``
         (``'earliest'``, ``'latest'``, ``'timestamp'`` or ``'relative'``, the last two with
-        ``argument_ms`` as in :meth:`from_timestamp` / :meth:`from_relative_time`).
+        ``argument_ms`` as in :meth:`from_timestamp` / :meth:`from_relative_time`). A
+        :class:`ConsumerManager` also picks up matching topics created while it runs (every
+        ``metadata_refresh_ms``), and reads them from their first message.
 
         Raises:
             TypeError: if ``pattern`` is not a str.

@@ -1,10 +1,11 @@
-"""Partitions added to a topic while it is read: follow mode (ConsumerManager, kafka_scan with
-follow := true, ordered or not) reads them from their first message; a bounded scan keeps the
-partitions it resolved."""
+"""Partitions added to a topic, and topics created that match a pattern, while they are read:
+follow mode (ConsumerManager, kafka_scan with follow := true, ordered or not) reads them from
+their first message; a bounded scan keeps the partitions it resolved."""
 
 from __future__ import annotations
 
 import time
+import uuid
 
 import duckdb
 import pytest
@@ -175,3 +176,60 @@ def test_bounded_scan_keeps_resolved_partitions(
     expected = expected_scan(as_stored(topic, 1, history))
     assert (rows if ordered else by_position(rows)) == expected
     con.close()
+
+
+def pattern_token() -> str:
+    """A hint that only this test's topic names share (the factory names topics
+    ``<prefix>-<hint>-<random>``)."""
+    return f"pattern{uuid.uuid4().hex[:10]}"
+
+
+# A live manager reading topics by pattern reads a matching topic created later from its
+# first message, and lists it after the topic matched at the start; a topic that does not
+# match stays unread.
+def test_manager_reads_pattern_topic_created_when_live(topics: TopicFactory, brokers: str) -> None:
+    token = pattern_token()
+    history = round_robin(3, 1)
+    first = topics.create(f"{token}-a", messages=history)
+    with ConsumerManager(
+        config=config(brokers),
+        topics=[SourceTopic.from_pattern(f"-{token}-[a-z]-")],
+        metadata_refresh_ms=REFRESH_MS,
+    ) as manager:
+        polled = poll_until_live(manager)
+        assert polled.records == expected_scan(as_stored(first, 1, history))
+        topics.create("unrelated", messages=round_robin(2, 1))
+        new = live_messages(0, 2, "new", now_ms())
+        second = topics.create(f"{token}-b", messages=new)
+        acknowledged = time.monotonic()
+        polled = poll_count(manager, 5, limit_s=30, timeout_ms=100, polled=polled)
+        latency = time.monotonic() - acknowledged
+        assert polled.records[3:] == records(second, 0, new)
+        assert latency < NEW_PARTITION_LATENCY_S, latency
+        state = manager.partition_state()
+        listed = [(s["topic"], s["partition"], s["start"], s["stop"], s["position"]) for s in state]
+        assert listed == [(first, 0, 0, 3, 3), (second, 0, 0, 0, 2)]
+
+
+# kafka_scan(NULL, topic_pattern := ..., follow := true), ordered or not, reads a matching
+# topic created while it waits.
+@pytest.mark.parametrize("ordered", [True, False], ids=["ordered", "unordered"])
+def test_follow_scan_reads_pattern_topic_created_when_live(
+    con: duckdb.DuckDBPyConnection, topics: TopicFactory, brokers: str, ordered: bool
+) -> None:
+    token = pattern_token()
+    history = round_robin(3, 1)
+    first = topics.create(f"{token}-a", messages=history)
+    query = BackgroundQuery(
+        con,
+        f"SELECT {SCAN_COLUMNS} FROM kafka_scan(NULL, topic_pattern := '-{token}-[a-z]-', "
+        f"brokers := '{brokers}', {FOLLOW}, ordered := {str(ordered).lower()}) LIMIT 5",
+    )
+    time.sleep(1.5)
+    assert query.running(), "the query returned before 5 messages existed"
+    topics.create("unrelated", messages=round_robin(2, 1))
+    new = live_messages(0, 2, "new", now_ms())
+    second = topics.create(f"{token}-b", messages=new)
+    rows = query.records(limit_s=30)
+    assert rows[:3] == expected_scan(as_stored(first, 1, history))
+    assert rows[3:] == records(second, 0, new)
