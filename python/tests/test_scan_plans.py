@@ -159,6 +159,17 @@ def test_start_below_the_log_start_fails_or_skips(
         f"SELECT \"offset\" FROM kafka_scan('{topic}', brokers := '{brokers}', ranges := {plan}, "
         "on_missing := 'skip')",
     ) == [(6,), (7,)]
+    gone = f"[{{'topic': '{topic}', 'partition': 0, 'start_offset': 0, 'stop_offset': 4}}]"
+    assert rows(
+        con,
+        f"SELECT start_offset, stop_offset, note FROM kafka_offsets(NULL, "
+        f"brokers := '{brokers}', ranges := {gone}, on_missing := 'skip')",
+    ) == [(4, 4, "offsets 0..5 were deleted by retention; starting at the log start 6")]
+    assert rows(
+        con,
+        f"SELECT count(*) FROM kafka_scan(NULL, brokers := '{brokers}', ranges := {gone}, "
+        "on_missing := 'skip')",
+    ) == [(0,)]
 
 
 def replay(manager: ConsumerManager) -> list[tuple[str, int, int, bytes]]:
