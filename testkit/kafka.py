@@ -24,7 +24,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic, OffsetSpec
 
 #: Where the tests look for the broker (``make kafka-up`` starts one there).
 BROKERS = os.environ.get("KAFKARS_TEST_BROKERS", "127.0.0.1:19092")
@@ -139,6 +139,21 @@ class TopicFactory:
         self.created.append(name)
         self.produce(name, messages, producer_config=producer_config)
         return name
+
+    def add_partitions(self, topic: str, total: int, timeout: float = 30.0) -> None:
+        """Grow ``topic`` to ``total`` partitions (Kafka's CreatePartitions), and wait until
+        the cluster's metadata lists them all with a leader, so that producing to the new
+        ones works at once."""
+        futures = self.admin.create_partitions([NewPartitions(topic, total)], operation_timeout=30)
+        futures[topic].result(timeout=60)
+        deadline = time.monotonic() + timeout
+        while True:
+            partitions = self.admin.list_topics(topic, timeout=30).topics[topic].partitions
+            if len(partitions) == total and all(p.leader >= 0 for p in partitions.values()):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{topic}: {total} partitions not ready after {timeout}s")
+            time.sleep(0.1)
 
     def produce(
         self,

@@ -316,14 +316,7 @@ impl Fetcher {
                 if !read(range) {
                     return Ok(None);
                 }
-                PartitionQueue::split(&consumer, &range.topic, range.partition, &wakeup)
-                    .map(Some)
-                    .ok_or_else(|| Error::Fetch {
-                        topic: range.topic.clone(),
-                        partition: Some(range.partition),
-                        brokers: settings.brokers().to_owned(),
-                        reason: "librdkafka could not open the partition's queue".into(),
-                    })
+                split_queue(&consumer, settings, range, &wakeup).map(Some)
             })
             .collect::<Result<Vec<_>>>()?;
         let mut assignment = TopicPartitionList::with_capacity(ranges.len());
@@ -346,6 +339,55 @@ impl Fetcher {
             last_problem: None,
             slots: Vec::with_capacity(MAX_BATCH),
         })
+    }
+
+    /// Add the partitions of `ranges`, which must not be assigned yet, as sources numbered
+    /// from the current count on, each read from its start (follow mode: partitions created
+    /// while the scan runs). They are added to the assignment (librdkafka's
+    /// `incremental_assign`), which leaves the partitions already read, and what their queues
+    /// hold, untouched; `assign` would restart them all.
+    ///
+    /// The prefetch budget per partition (`queued.max.messages.kbytes`) was fixed when the
+    /// consumer was created, for the partitions known then: each added partition may queue as
+    /// much as the others.
+    ///
+    /// # Errors
+    /// [`Error::Fetch`] naming the partition when its queue cannot be split off or it cannot
+    /// be assigned; nothing is added then.
+    pub(crate) fn add(
+        &mut self,
+        settings: &ClientSettings,
+        ranges: &[PartitionRange],
+    ) -> Result<()> {
+        let Some(first) = ranges.first() else {
+            return Ok(());
+        };
+        // Queues first, for the reason given in `assign`.
+        let queues = ranges
+            .iter()
+            .map(|range| split_queue(&self.consumer, settings, range, &self.wakeup).map(Some))
+            .collect::<Result<Vec<_>>>()?;
+        let mut assignment = TopicPartitionList::with_capacity(ranges.len());
+        for range in ranges {
+            assignment
+                .add_partition_offset(&range.topic, range.partition, Offset::Offset(range.start))
+                .map_err(|error| fetch_error(settings, range, &error))?;
+        }
+        self.consumer
+            .incremental_assign(&assignment)
+            .map_err(|error| Error::Fetch {
+                topic: first.topic.clone(),
+                partition: (ranges.len() == 1).then_some(first.partition),
+                brokers: settings.brokers().to_owned(),
+                reason: settings.redact(&kafka_reason(&error)),
+            })?;
+        self.queues.extend(queues);
+        Ok(())
+    }
+
+    /// The consumer, for the metadata requests of a scan.
+    pub(crate) fn consumer(&self) -> &BaseConsumer {
+        &self.consumer
     }
 
     /// Serve the consumer's main queue, where errors that concern no single partition
@@ -484,6 +526,23 @@ impl Fetcher {
             None => Ok(taken),
         }
     }
+}
+
+/// Split off the queue of `range`'s partition, waking `wakeup` when it receives something.
+fn split_queue(
+    consumer: &BaseConsumer,
+    settings: &ClientSettings,
+    range: &PartitionRange,
+    wakeup: &Arc<Wakeup>,
+) -> Result<PartitionQueue> {
+    PartitionQueue::split(consumer, &range.topic, range.partition, wakeup).ok_or_else(|| {
+        Error::Fetch {
+            topic: range.topic.clone(),
+            partition: Some(range.partition),
+            brokers: settings.brokers().to_owned(),
+            reason: "librdkafka could not open the partition's queue".into(),
+        }
+    })
 }
 
 /// A message out of a partition queue: a record, the end of the partition, or an error.

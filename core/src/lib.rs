@@ -49,6 +49,7 @@ mod scan;
 mod selection;
 mod settings;
 mod topic_name;
+mod watch;
 
 pub use decode::{
     DecodeParameters, DecodeSpec, DecodedColumns, OnError, PayloadDecoders, PayloadFormat,
@@ -58,7 +59,7 @@ pub use error::{Error, Result};
 pub use fetch::BudgetSplit;
 pub use merge::OrderedMerge;
 pub use metadata::{MetadataClient, PartitionInfo, TopicInfo};
-pub use pattern::TopicPattern;
+pub use pattern::{resolve_topic_pattern, TopicPattern};
 pub use record::{Fields, Header, HeaderRef, Record, TimestampType};
 pub use resolve::{
     bound_range, coalesce_ranges, default_split_size, resolve_offsets, resolve_plan, split_ranges,
@@ -66,15 +67,17 @@ pub use resolve::{
 };
 pub use scan::{
     plan_scan, plan_scan_with_notes, PartitionState, Scan, ScanOptions, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_BUFFER_BYTES, MIN_MAX_BUFFER_BYTES,
+    DEFAULT_MAX_BUFFER_BYTES, DEFAULT_METADATA_REFRESH, MIN_MAX_BUFFER_BYTES,
 };
 pub use selection::{
     OnMissing, ScanSelection, StartPolicy, TopicSelection, EARLIEST_OFFSET, END_OFFSET,
 };
 pub use settings::{
-    duration_from_micros, ClientSettings, ClientSettingsBuilder, DEFAULT_BROKERS, DEFAULT_TIMEOUT,
+    duration_from_micros, positive_duration_from_micros, ClientSettings, ClientSettingsBuilder,
+    DEFAULT_BROKERS, DEFAULT_TIMEOUT,
 };
 pub use topic_name::{parse_topic_list, validate_topic_name};
+pub use watch::Watch;
 
 /// The version of librdkafka linked into this build, e.g. `"2.12.1"`.
 pub fn librdkafka_version() -> String {

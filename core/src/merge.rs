@@ -34,7 +34,9 @@ use std::collections::{BinaryHeap, VecDeque};
 /// A k-way merge of sources by `(timestamp, source, offset)` with the release rule above.
 ///
 /// Sources are numbered `0..n`; their number is their rank, so callers number partitions in
-/// `(topic, partition)` order. `key` gives an item's `(timestamp, offset)`.
+/// `(topic, partition)` order. Sources added later ([`OrderedMerge::add_source`]) take the
+/// next numbers, and so rank after all earlier ones. `key` gives an item's
+/// `(timestamp, offset)`.
 pub struct OrderedMerge<T, K> {
     sources: Vec<Source<T>>,
     /// The heads of non-empty sources, smallest key first.
@@ -95,6 +97,24 @@ impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
             }
         }
         state.items.push_back(item);
+    }
+
+    /// Add a source with nothing buffered and return its number, [`OrderedMerge::len`] before
+    /// the call. It ranks after every existing source, whatever its topic and partition:
+    /// numbers (ranks) of sources already merged never change, since items carry them.
+    ///
+    /// From now on the release rule waits for it like for any other source, so the caller
+    /// decides at once what it is: [`OrderedMerge::finish`] it when it has nothing to
+    /// contribute (a follow-mode replay keeps the partitions it resolved), or
+    /// [`OrderedMerge::suspend`] it so that it holds nothing back until its first item.
+    pub fn add_source(&mut self) -> usize {
+        self.sources.push(Source {
+            items: VecDeque::new(),
+            finished: false,
+            suspended: false,
+        });
+        self.waiting += 1;
+        self.sources.len() - 1
     }
 
     /// Declare that source `source` will get no more items. Idempotent.
@@ -325,6 +345,165 @@ mod tests {
             sorted.sort_unstable();
             prop_assert_eq!(keys, sorted);
         }
+    }
+
+    /// Feed `initial` partitions as [`run`] does, and add the `added` ones as new sources
+    /// while it runs: `schedule` entries equal to the partition count add the next one
+    /// (unless none is left), the others pick a present partition to deliver to. A source
+    /// joins suspended when `suspend_on_add`. Before every pop, a step-wise model says what
+    /// the release rule allows: nothing while a present, unfinished, unsuspended source has
+    /// nothing buffered, else the smallest head by (timestamp, source, offset).
+    fn run_adding(
+        initial: &[Vec<Item>],
+        added: &[Vec<Item>],
+        schedule: &[usize],
+        suspend_on_add: bool,
+    ) -> std::result::Result<Vec<(usize, Item)>, TestCaseError> {
+        let partitions: Vec<Vec<Item>> = initial.iter().chain(added).cloned().collect();
+        let total = partitions.len();
+        let mut merge = merge(initial.len());
+        let mut present = initial.len();
+        let mut delivered = vec![0; total];
+        let mut popped = vec![0; total];
+        let mut finished = vec![false; total];
+        let mut suspended = vec![false; total];
+        let mut out = Vec::new();
+        let mut schedule = schedule
+            .iter()
+            .copied()
+            .chain(std::iter::repeat_n(total, added.len()))
+            .chain((0..).map(|i| i % total));
+        loop {
+            let all_done = present == total && finished.iter().all(|&f| f);
+            if all_done && popped == delivered {
+                break;
+            }
+            let pick = schedule.next().unwrap_or(0) % (total + 1);
+            if pick == total {
+                if present < total {
+                    prop_assert_eq!(merge.add_source(), present);
+                    if suspend_on_add {
+                        merge.suspend(present);
+                        suspended[present] = true;
+                    }
+                    present += 1;
+                }
+            } else if pick < present {
+                let p = pick;
+                if delivered[p] < partitions[p].len() {
+                    merge.push(p, partitions[p][delivered[p]]);
+                    delivered[p] += 1;
+                    suspended[p] = false;
+                }
+                if delivered[p] == partitions[p].len() {
+                    merge.finish(p);
+                    finished[p] = true;
+                }
+            }
+            loop {
+                let waiting = (0..present)
+                    .any(|p| !finished[p] && !suspended[p] && popped[p] == delivered[p]);
+                let expected = if waiting {
+                    None
+                } else {
+                    (0..present)
+                        .filter(|&p| popped[p] < delivered[p])
+                        .map(|p| {
+                            let (timestamp, offset) = partitions[p][popped[p]];
+                            (timestamp, p, offset)
+                        })
+                        .min()
+                        .map(|(timestamp, p, offset)| (p, (timestamp, offset)))
+                };
+                prop_assert_eq!(merge.pop(), expected);
+                let Some((p, item)) = expected else { break };
+                popped[p] += 1;
+                out.push((p, item));
+            }
+        }
+        prop_assert!(merge.is_done());
+        prop_assert_eq!(merge.len(), total);
+        Ok(out)
+    }
+
+    proptest! {
+        // Sources added while the merge runs are waited for from then on (or, joined
+        // suspended, from their first item), and the release rule holds at every step:
+        // every item comes out exactly once, each partition in offset order.
+        #[test]
+        fn test_merge_added_sources_keep_release_rule(
+            initial in partitions(),
+            added in partitions(),
+            schedule in proptest::collection::vec(0usize..14, 1..60),
+            suspend_on_add: bool,
+        ) {
+            let added = &added[..added.len().min(3)];
+            let out = run_adding(&initial, added, &schedule, suspend_on_add)?;
+            for (p, items) in initial.iter().chain(added).enumerate() {
+                let got: Vec<Item> = out.iter().filter(|(s, _)| *s == p).map(|(_, i)| *i).collect();
+                prop_assert_eq!(&got, items);
+            }
+        }
+
+        // A source added and finished at once, whenever it comes (a partition found during a
+        // follow-mode replay), changes nothing: the output is the model's of the others.
+        #[test]
+        fn test_merge_added_finished_source_changes_nothing(
+            partitions in partitions(),
+            schedule in proptest::collection::vec(0usize..7, 1..40),
+            add_at in 0usize..40,
+        ) {
+            let mut merge = merge(partitions.len());
+            let mut delivered = vec![0; partitions.len()];
+            let mut out = Vec::new();
+            let mut schedule = schedule.iter().copied().chain((0..).map(|i| i % partitions.len()));
+            let mut step = 0;
+            let mut added = None;
+            while !merge.is_done() || added.is_none() {
+                if step == add_at || (merge.is_done() && added.is_none()) {
+                    let source = merge.add_source();
+                    merge.finish(source);
+                    added = Some(source);
+                }
+                let p = schedule.next().unwrap_or(0) % partitions.len();
+                if delivered[p] < partitions[p].len() {
+                    merge.push(p, partitions[p][delivered[p]]);
+                    delivered[p] += 1;
+                }
+                if delivered[p] == partitions[p].len() {
+                    merge.finish(p);
+                }
+                while let Some(released) = merge.pop() {
+                    out.push(released);
+                }
+                step += 1;
+            }
+            prop_assert_eq!(added, Some(partitions.len()));
+            prop_assert_eq!(out, model(&partitions));
+        }
+    }
+
+    #[test]
+    fn test_merge_add_source_waits_then_releases() {
+        let mut merge = merge(1);
+        merge.push(0, (5, 0));
+        assert_eq!(merge.add_source(), 1);
+        // The new source holds the merge back like any other empty, unfinished one.
+        assert!(merge.is_blocking(1));
+        assert_eq!(merge.pop(), None);
+        merge.push(1, (3, 0));
+        assert_eq!(merge.pop(), Some((1, (3, 0))));
+        assert_eq!(merge.pop(), None);
+        // Joined suspended, a source holds nothing back until its first item.
+        assert_eq!(merge.add_source(), 2);
+        merge.suspend(2);
+        merge.finish(1);
+        assert_eq!(merge.pop(), Some((0, (5, 0))));
+        merge.push(2, (1, 0));
+        merge.finish(0);
+        assert_eq!(merge.pop(), Some((2, (1, 0))));
+        merge.finish(2);
+        assert!(merge.is_done());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 use regex::Regex;
 
 use crate::error::{Error, Result};
-use crate::metadata::INTERNAL_TOPICS;
+use crate::metadata::{MetadataClient, INTERNAL_TOPICS};
+use crate::settings::ClientSettings;
 
 /// A regular expression over topic names (the `regex` crate's syntax, which is close to
 /// Python's `re` and DuckDB's RE2). It matches anywhere in the name unless anchored, as
@@ -66,6 +67,30 @@ impl TopicPattern {
         selected.dedup();
         selected
     }
+}
+
+/// The topics of the cluster that `pattern` selects, sorted.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] naming `topic_pattern` and the pattern when no topic matches;
+/// the errors of a metadata request.
+pub fn resolve_topic_pattern(
+    settings: &ClientSettings,
+    pattern: &TopicPattern,
+) -> Result<Vec<String>> {
+    let topics = MetadataClient::connect(settings)?.topics()?;
+    let selected = pattern.select(topics.iter().map(|topic| topic.name.as_str()));
+    if selected.is_empty() {
+        return Err(Error::InvalidParameter {
+            parameter: "topic_pattern".into(),
+            reason: format!(
+                "no topic of the cluster at {} matches '{}'",
+                settings.brokers(),
+                pattern.as_str()
+            ),
+        });
+    }
+    Ok(selected)
 }
 
 impl PartialEq for TopicPattern {

@@ -298,29 +298,17 @@ fn resolve_ranges<C: ConsumerContext>(
             .unwrap_or_default();
         let (log_start, end) = (log_starts[index].unwrap_or(0), ends[index].unwrap_or(0));
         check_stop("ranges", &range.topic, range.partition, range.stop, end)?;
-        let (start, note) = if range.start < log_start && range.stop <= log_start {
-            // The whole range is gone.
-            check_start(
-                "ranges",
-                &range.topic,
-                range.partition,
-                range.start,
-                log_start,
-                end,
-                on_missing,
-            )
-            .map(|(_, note)| (range.stop, note))?
-        } else {
-            check_start(
-                "ranges",
-                &range.topic,
-                range.partition,
-                range.start,
-                log_start,
-                end,
-                on_missing,
-            )?
-        };
+        let (start, note) = check_start(
+            "ranges",
+            &range.topic,
+            range.partition,
+            range.start,
+            log_start,
+            end,
+            on_missing,
+        )?;
+        // A range wholly deleted by retention is skipped whole: it stays empty.
+        let start = start.min(range.stop);
         planned.push(PlannedRange {
             range: PartitionRange {
                 start,

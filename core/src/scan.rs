@@ -10,6 +10,21 @@
 //! delivering what arrives, still merged by timestamp, except that a partition silent for the
 //! idle timeout stops holding the others back, so live order is best effort.
 //!
+//! # Partitions added while following
+//!
+//! A bounded scan reads the partitions it resolved, however the topics change meanwhile. A
+//! follow-mode scan also reads partitions created while it runs: every
+//! [`ScanOptions::metadata_refresh`] it asks the cluster for the metadata of what it
+//! [watches](Watch) (its topics, and topics created later that match its patterns), and
+//! starts reading each partition it does not read yet from the partition's log start. Such a
+//! partition joins as a new source, after the others in [`Scan::ranges`], with an empty
+//! replay range (`start == stop`, the log start): the replay stays exactly a bounded scan's,
+//! and the partition's messages wait in librdkafka's queue, as messages past a stop do,
+//! until the scan is live. Found once live, it holds the merge back only from its first
+//! message on (as a partition idle since then would). On equal timestamps it ranks after the
+//! partitions found before it. A failed metadata request is not an error: the next interval
+//! asks again.
+//!
 //! # Memory
 //!
 //! `max_buffer_bytes` bounds our buffers plus librdkafka's prefetch queues (see
@@ -22,16 +37,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::BaseConsumer;
+use rdkafka::Offset;
 
 use crate::error::{Error, Result};
 use crate::fetch::{close_consumer, create_consumer, BudgetSplit, Fetcher, Polled, MAX_BATCH};
 use crate::merge::OrderedMerge;
+use crate::metadata::list_offsets;
 use crate::record::{Fields, Record};
 use crate::resolve::{
     coalesce_ranges, resolve_offsets, resolve_plan, PartitionRange, PlannedRange,
 };
 use crate::selection::ScanSelection;
 use crate::settings::ClientSettings;
+use crate::watch::Watch;
 
 /// The default memory budget: 256 MiB.
 pub const DEFAULT_MAX_BUFFER_BYTES: usize = 256 * 1_048_576;
@@ -52,6 +70,16 @@ const FIRST_RECORD_BYTES_GUESS: usize = 1024;
 /// The default idle timeout of follow mode: 1 s.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How often follow mode looks for new partitions by default: 5 s. librdkafka refreshes the
+/// metadata of subscribed topics every `topic.metadata.refresh.interval.ms` (5 minutes by
+/// default); a followed scan wants a new partition's first messages sooner, and one small
+/// metadata request every few seconds costs the cluster little.
+pub const DEFAULT_METADATA_REFRESH: Duration = Duration::from_secs(5);
+/// How long one look for new partitions may hold up reading, for each of its two requests
+/// (metadata, then the new partitions' log starts). A look that does not finish in time is
+/// made again at the next interval.
+const METADATA_REFRESH_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How a scan reads, beyond what it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScanOptions {
@@ -66,6 +94,9 @@ pub struct ScanOptions {
     /// Merge the partitions by timestamp (the default). Without, rows come as they arrive and
     /// only each partition's offset order holds.
     pub ordered: bool,
+    /// Follow mode: how often to look for partitions created since (see the module docs);
+    /// more than zero.
+    pub metadata_refresh: Duration,
 }
 
 impl Default for ScanOptions {
@@ -76,6 +107,7 @@ impl Default for ScanOptions {
             follow: false,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             ordered: true,
+            metadata_refresh: DEFAULT_METADATA_REFRESH,
         }
     }
 }
@@ -108,8 +140,13 @@ impl ScanOptions {
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] naming `max_buffer_bytes` when it is below
-    /// [`MIN_MAX_BUFFER_BYTES`].
+    /// [`MIN_MAX_BUFFER_BYTES`], or `metadata_refresh` when it is zero.
     pub fn validate(&self) -> Result<()> {
+        // The rule, and its message, of the SQL parameter.
+        crate::settings::positive_duration_from_micros(
+            "metadata_refresh",
+            i64::try_from(self.metadata_refresh.as_micros()).unwrap_or(i64::MAX),
+        )?;
         if self.max_buffer_bytes < MIN_MAX_BUFFER_BYTES {
             return Err(Error::InvalidParameter {
                 parameter: "max_buffer_bytes".into(),
@@ -154,10 +191,15 @@ pub struct Scan {
     last_progress: Instant,
     /// When the topics were last checked for deletion.
     last_deletion_check: Instant,
+    /// Follow mode: where to look for partitions to add.
+    watch: Watch,
+    /// When the watch last looked.
+    last_refresh: Instant,
 }
 
 impl Scan {
-    /// Resolve `selection`'s offsets and start fetching.
+    /// Resolve `selection`'s offsets and start fetching. In follow mode, partitions created
+    /// later are read too ([`Watch::for_selection`] says which).
     ///
     /// # Errors
     /// Invalid options, and every error of [`resolve_offsets`] and of creating the consumer.
@@ -194,11 +236,14 @@ impl Scan {
             drop(consumer);
             create_consumer(settings, &budget)?
         };
-        Self::start(settings, consumer, ranges, budget, options)
+        let mut scan = Self::start(settings, consumer, ranges, budget, options)?;
+        scan.watch(Watch::for_selection(selection));
+        Ok(scan)
     }
 
     /// Read offsets resolved before (by [`plan_scan`]): each range from its start to its
     /// stop. Scans that share out one resolution's partitions read consistent offsets.
+    /// Nothing else is read unless [`Scan::watch`] says so.
     ///
     /// # Errors
     /// Invalid options, and errors of creating the consumer and assigning the partitions.
@@ -249,6 +294,8 @@ impl Scan {
             buffer_budget: budget.buffers,
             last_progress: now,
             last_deletion_check: now,
+            watch: Watch::default(),
+            last_refresh: now,
         };
         scan.go_live_if_replayed();
         Ok(scan)
@@ -272,13 +319,26 @@ impl Scan {
         }
     }
 
+    /// Follow mode: from now on, also read the partitions `watch` finds that this scan does
+    /// not read yet, looking every [`ScanOptions::metadata_refresh`] (the first look one
+    /// interval from now). Replaces what was watched. A bounded scan ignores it: its partition
+    /// set stays the one it was opened with.
+    ///
+    /// Several scans that share out one topic's partitions must not all watch it: each would
+    /// read every new partition.
+    pub fn watch(&mut self, watch: Watch) {
+        if self.options.follow {
+            self.watch = watch;
+        }
+    }
+
     /// Whether the replay is complete: every message before the stop offsets has been
     /// returned. Only follow-mode scans become live; a bounded scan is then done instead.
     pub fn is_live(&self) -> bool {
         self.live
     }
 
-    /// Per partition, in (topic, partition) order: offsets, progress and buffering.
+    /// Per partition, in the order of [`Scan::ranges`]: offsets, progress and buffering.
     pub fn partition_state(&self) -> Vec<PartitionState> {
         self.ranges
             .iter()
@@ -298,8 +358,10 @@ impl Scan {
             .collect()
     }
 
-    /// The partitions this scan reads, with their resolved offsets, in (topic, partition)
-    /// order. A record's `source` indexes this list.
+    /// The partitions this scan reads, with their resolved offsets: those it was opened with
+    /// in (topic, partition) order, then the partitions follow mode found later, in the order
+    /// found (each with `start == stop`, its log start). A record's `source` indexes this
+    /// list; it only grows, so an index stays valid, and a copy taken earlier is a prefix.
     pub fn ranges(&self) -> &[PartitionRange] {
         &self.ranges
     }
@@ -372,6 +434,7 @@ impl Scan {
     /// Move messages from librdkafka's queues into the merge, waiting up to `wait` when
     /// nothing is there. Returns whether anything arrived (a message or a partition's end).
     fn fill(&mut self, wait: Duration) -> Result<bool> {
+        self.read_new_partitions()?;
         self.fetcher.poll_events(&self.settings)?;
         if self.live {
             self.suspend_idle_partitions();
@@ -455,6 +518,82 @@ impl Scan {
             }
         }
         Ok(())
+    }
+
+    /// Follow mode, once per `metadata_refresh`: add the partitions the watch finds as new
+    /// sources, each read from its log start (see the module docs). A failed or slow request
+    /// is not an error, only a look to be made again at the next interval; each request may
+    /// take up to [`METADATA_REFRESH_TIMEOUT`].
+    ///
+    /// # Errors
+    /// [`Error::Fetch`] when a found partition cannot be assigned.
+    fn read_new_partitions(&mut self) -> Result<()> {
+        if self.watch.is_empty() || self.last_refresh.elapsed() < self.options.metadata_refresh {
+            return Ok(());
+        }
+        let added = self.find_new_partitions();
+        // Counted from the end of the look: with brokers that do not answer, looks that time
+        // out leave reading at least an interval between them.
+        self.last_refresh = Instant::now();
+        if added.is_empty() {
+            return Ok(());
+        }
+        self.fetcher.add(&self.settings, &added)?;
+        let now = Instant::now();
+        for range in added {
+            let source = self.merge.add_source();
+            if self.live {
+                // Waited for from its first message on, as if idle since the scan began.
+                self.merge.suspend(source);
+            } else {
+                // Nothing to replay: its messages wait for the live merge.
+                self.merge.finish(source);
+            }
+            self.positions.push(range.start);
+            self.buffered.push(0);
+            self.throttled.push(false);
+            self.last_heard.push(now);
+            self.stash.push(VecDeque::new());
+            self.ranges.push(range);
+        }
+        Ok(())
+    }
+
+    /// The watched partitions not read yet, with their log start as start and stop, in
+    /// (topic, partition) order; none when a request fails (see `read_new_partitions`).
+    fn find_new_partitions(&self) -> Vec<PartitionRange> {
+        let timeout = METADATA_REFRESH_TIMEOUT.min(self.settings.timeout());
+        let consumer = self.fetcher.consumer();
+        let Ok(found) = self.watch.new_partitions(consumer, &self.ranges, timeout) else {
+            return Vec::new();
+        };
+        if found.is_empty() {
+            return Vec::new();
+        }
+        // One batched ListOffsets request per leader broker for all of them.
+        let Ok(starts) = list_offsets(
+            consumer,
+            &self.settings,
+            found
+                .iter()
+                .map(|(topic, partition)| (topic.as_str(), *partition, Offset::Beginning)),
+            Instant::now() + timeout,
+        ) else {
+            return Vec::new();
+        };
+        found
+            .into_iter()
+            .zip(starts)
+            // A log-start lookup always answers with an offset.
+            .filter_map(|((topic, partition), start)| {
+                start.map(|start| PartitionRange {
+                    topic,
+                    partition,
+                    start,
+                    stop: start,
+                })
+            })
+            .collect()
     }
 
     /// Live: partitions silent for the idle timeout stop holding the merge back.

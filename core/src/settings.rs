@@ -412,6 +412,25 @@ pub fn duration_from_micros(parameter: &str, micros: i64) -> Result<Duration> {
         })
 }
 
+/// `micros` microseconds as a duration that must be positive: an interval between two
+/// actions (`metadata_refresh`), where zero would mean "all the time".
+///
+/// # Errors
+/// [`Error::InvalidParameter`] naming `parameter` when `micros` is zero or negative.
+pub fn positive_duration_from_micros(parameter: &str, micros: i64) -> Result<Duration> {
+    if micros > 0 {
+        return duration_from_micros(parameter, micros);
+    }
+    Err(Error::InvalidParameter {
+        parameter: parameter.to_owned(),
+        reason: format!(
+            "expected a positive interval, found {}{}",
+            if micros < 0 { "-" } else { "" },
+            crate::error::format_duration(Duration::from_micros(micros.unsigned_abs()))
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -655,5 +674,17 @@ mod tests {
             error.to_string(),
             "invalid lookback: expected a non-negative interval, found -2s"
         );
+        assert_eq!(
+            positive_duration_from_micros("metadata_refresh", 500_000).unwrap(),
+            Duration::from_millis(500)
+        );
+        for (micros, found) in [(0, "0s"), (-1_500_000, "-1.5s"), (-250_000, "-250ms")] {
+            assert_eq!(
+                positive_duration_from_micros("metadata_refresh", micros)
+                    .unwrap_err()
+                    .to_string(),
+                format!("invalid metadata_refresh: expected a positive interval, found {found}")
+            );
+        }
     }
 }

@@ -11,9 +11,10 @@ use std::sync::Mutex;
 use arrow_array::Array;
 use arrow_schema::{DataType, Field};
 use kafkars_core::{
-    plan_scan, ClientSettings, DecodedColumns, Fields, PartitionRange, PayloadDecoders, Record,
-    Scan, ScanOptions, ScanSelection, Side, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFER_BYTES,
-    MIN_MAX_BUFFER_BYTES,
+    default_split_size, plan_scan, plan_scan_with_notes, split_ranges, ClientSettings,
+    DecodedColumns, Fields, PartitionRange, PayloadDecoders, PlannedRange, Record, Scan,
+    ScanOptions, ScanSelection, Side, Watch, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFER_BYTES,
+    DEFAULT_METADATA_REFRESH, MIN_MAX_BUFFER_BYTES,
 };
 
 use crate::arrow::ColumnWriter;
@@ -40,6 +41,9 @@ pub struct ScanRequest {
     settings: ClientSettings,
     selection: ScanSelection,
     options: ScanOptions,
+    /// Unordered, bounded scans: cut partitions into pieces of this many offsets (`None`:
+    /// chosen from the plan so that every thread has work).
+    split_size: Option<i64>,
     /// Resolved at bind (the column types depend on the reader schemas); each reading
     /// thread gets a fork.
     decoders: Mutex<PayloadDecoders>,
@@ -156,15 +160,42 @@ pub struct ScanThread {
     part: Option<ScanPart>,
 }
 
-/// Share `ranges` out into at most `groups` groups of about equal partition counts.
-fn group_ranges(ranges: Vec<PartitionRange>, groups: usize) -> Vec<Vec<PartitionRange>> {
-    let groups = groups.clamp(1, ranges.len().max(1));
+/// Share `ranges` (sorted by topic, partition and start) out into groups for `threads`
+/// reading threads: at least `threads` groups when there are that many ranges, and a
+/// partition's pieces always in different groups (one consumer reads a partition once).
+fn group_ranges(ranges: Vec<PartitionRange>, threads: usize) -> Vec<Vec<PartitionRange>> {
+    let mut most_pieces = 0;
+    let mut run = 0;
+    for (index, range) in ranges.iter().enumerate() {
+        let same = index > 0
+            && ranges[index - 1].topic == range.topic
+            && ranges[index - 1].partition == range.partition;
+        run = if same { run + 1 } else { 1 };
+        most_pieces = most_pieces.max(run);
+    }
+    // A partition's pieces are consecutive, so dealing them out in turn puts them in
+    // different groups as long as there are at least as many groups as pieces.
+    let groups = threads.max(most_pieces).clamp(1, ranges.len().max(1));
     let mut grouped: Vec<Vec<PartitionRange>> = (0..groups).map(|_| Vec::new()).collect();
     for (index, range) in ranges.into_iter().enumerate() {
         grouped[index % groups].push(range);
     }
     grouped.retain(|group| !group.is_empty());
     grouped
+}
+
+/// `split_size := N`: at least 1, else an error naming it.
+fn split_size(input: &BindInput) -> Result<Option<i64>, kafkars_core::Error> {
+    let size = params::integer(input, "split_size")?;
+    if let Some(size) = size {
+        if size < 1 {
+            return Err(kafkars_core::Error::InvalidParameter {
+                parameter: "split_size".into(),
+                reason: format!("expected a number of offsets of at least 1, found {size}"),
+            });
+        }
+    }
+    Ok(size)
 }
 
 pub struct KafkaScan;
@@ -188,13 +219,16 @@ impl TableFunction for KafkaScan {
         named.push(("follow", LogicalType::boolean()));
         named.push(("ordered", LogicalType::boolean()));
         named.push(("idle_timeout", LogicalType::interval()));
+        named.push(("split_size", LogicalType::bigint()));
+        named.push(("metadata_refresh", LogicalType::interval()));
         named.extend(params::decode_parameters());
         named
     }
 
     fn bind(input: &BindInput) -> Result<(Vec<Column>, ScanRequest), String> {
         let request = (|| {
-            let selection = params::scan_selection(input)?;
+            let settings = params::client_settings(input)?;
+            let selection = params::scan_selection(input, &settings)?;
             let max_buffer_bytes = match params::integer(input, "max_buffer_bytes")? {
                 None => DEFAULT_MAX_BUFFER_BYTES,
                 Some(bytes) => {
@@ -207,11 +241,28 @@ impl TableFunction for KafkaScan {
                 }
             };
             let follow = params::boolean(input, "follow")?.unwrap_or(false);
-            let idle_timeout = params::interval(input, "idle_timeout")?;
-            if idle_timeout.is_some() && !follow {
+            let follow_only = |parameter: &str, value: Option<_>| {
+                if value.is_some() && !follow {
+                    return Err(kafkars_core::Error::InvalidParameter {
+                        parameter: parameter.into(),
+                        reason: "it applies to follow mode only; add follow := true or leave \
+                                 it out"
+                            .into(),
+                    });
+                }
+                Ok(value)
+            };
+            let idle_timeout =
+                follow_only("idle_timeout", params::interval(input, "idle_timeout")?)?;
+            let metadata_refresh = follow_only(
+                "metadata_refresh",
+                params::positive_interval(input, "metadata_refresh")?,
+            )?;
+            if follow && selection.ranges.is_some() {
                 return Err(kafkars_core::Error::InvalidParameter {
-                    parameter: "idle_timeout".into(),
-                    reason: "it applies to follow mode only; add follow := true or leave it out"
+                    parameter: "ranges".into(),
+                    reason: "a plan ends at its stop offsets, so it cannot be followed; use \
+                             start_offsets with follow := true"
                         .into(),
                 });
             }
@@ -221,17 +272,27 @@ impl TableFunction for KafkaScan {
                 follow,
                 idle_timeout: idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
                 ordered: params::boolean(input, "ordered")?.unwrap_or(true),
+                metadata_refresh: metadata_refresh.unwrap_or(DEFAULT_METADATA_REFRESH),
             };
             options.validate()?;
-            let settings = params::client_settings(input)?;
+            let split_size = split_size(input)?;
+            if split_size.is_some() && (options.ordered || follow) {
+                return Err(kafkars_core::Error::InvalidParameter {
+                    parameter: "split_size".into(),
+                    reason: "it splits partitions between the threads of a bounded scan with \
+                             ordered := false; add ordered := false (without follow) or leave \
+                             it out"
+                        .into(),
+                });
+            }
             let decoding = params::decode_spec(input, settings.timeout())?;
             // The column types are the reader schemas': resolve them now (registry requests,
             // a JSON sample), once for the whole scan.
             let decoders = PayloadDecoders::for_scan(&decoding, &settings, &selection)?;
-            Ok((settings, selection, options, decoders))
+            Ok((settings, selection, options, split_size, decoders))
         })()
         .map_err(|e| error_text(Self::NAME, e))?;
-        let (settings, selection, options, decoders) = request;
+        let (settings, selection, options, split_size, decoders) = request;
         let plan = |side: Side| -> Result<Option<ColumnWriter>, String> {
             decoders
                 .side(side)
@@ -272,6 +333,7 @@ impl TableFunction for KafkaScan {
             settings,
             selection,
             options,
+            split_size,
             decoders: Mutex::new(decoders),
             writers,
         };
@@ -331,7 +393,20 @@ impl TableFunction for KafkaScan {
             } else {
                 std::thread::available_parallelism().map_or(1, usize::from)
             };
-            let groups = group_ranges(ranges, threads);
+            let ranges = if options.follow {
+                ranges
+            } else {
+                let size = request
+                    .split_size
+                    .unwrap_or_else(|| default_split_size(&ranges, threads));
+                split_ranges(ranges, size).map_err(|e| error_text(Self::NAME, e))?
+            };
+            let mut groups = group_ranges(ranges, threads);
+            if options.follow && groups.is_empty() {
+                // Nothing to read yet (a pattern no topic matches so far): one scan watches
+                // for what comes.
+                groups.push(Vec::new());
+            }
             // The budget is shared by the groups' scans.
             let options = ScanOptions {
                 max_buffer_bytes: (options.max_buffer_bytes / groups.len().max(1))
@@ -386,8 +461,11 @@ impl TableFunction for KafkaScan {
                 let Some(group) = group else {
                     return Ok(());
                 };
-                let scan = Scan::open_ranges(settings, group, *options)
+                let mut scan = Scan::open_ranges(settings, group, *options)
                     .map_err(|e| error_text(Self::NAME, e))?;
+                // A followed scan has one group (see init), so one scan watches the
+                // selection for new partitions, as the ordered scan does.
+                scan.watch(Watch::for_selection(&request.selection));
                 thread.part = Some(ScanPart::new(scan, request));
             },
         }
@@ -467,6 +545,7 @@ fn write_column(ranges: &[PartitionRange], rows: &[Record], column: usize, vecto
 pub struct OffsetsRequest {
     settings: ClientSettings,
     selection: ScanSelection,
+    split_size: Option<i64>,
 }
 
 /// `kafka_offsets(topics, ...)`: per partition, the offsets kafka_scan with the same
@@ -475,7 +554,7 @@ pub struct KafkaOffsets;
 
 impl TableFunction for KafkaOffsets {
     type BindData = OffsetsRequest;
-    type State = Rows<PartitionRange>;
+    type State = Rows<PlannedRange>;
     type LocalState = ();
 
     const NAME: &'static str = "kafka_offsets";
@@ -487,41 +566,55 @@ impl TableFunction for KafkaOffsets {
     fn named() -> Vec<(&'static str, LogicalType)> {
         let mut named = params::client_parameters();
         named.extend(params::selection_parameters());
+        named.push(("split_size", LogicalType::bigint()));
         named
     }
 
     fn bind(input: &BindInput) -> Result<(Vec<Column>, OffsetsRequest), String> {
-        let request = params::scan_selection(input)
-            .and_then(|selection| {
-                Ok(OffsetsRequest {
-                    settings: params::client_settings(input)?,
-                    selection,
-                })
+        let request = (|| {
+            let settings = params::client_settings(input)?;
+            Ok(OffsetsRequest {
+                selection: params::scan_selection(input, &settings)?,
+                split_size: split_size(input)?,
+                settings,
             })
-            .map_err(|e| error_text(Self::NAME, e))?;
+        })()
+        .map_err(|e| error_text(Self::NAME, e))?;
         let columns = vec![
             Column::new("topic", LogicalType::varchar()),
             Column::new("partition", LogicalType::integer()),
             Column::new("start_offset", LogicalType::bigint()),
             Column::new("stop_offset", LogicalType::bigint()),
             Column::new("messages", LogicalType::bigint()),
+            Column::new("note", LogicalType::varchar()),
         ];
         Ok((columns, request))
     }
 
-    fn init(request: &OffsetsRequest, _: &InitInput) -> Result<Rows<PartitionRange>, String> {
-        plan_scan(&request.settings, &request.selection)
-            .map(Rows::new)
-            .map_err(|e| error_text(Self::NAME, e))
+    fn init(request: &OffsetsRequest, _: &InitInput) -> Result<Rows<PlannedRange>, String> {
+        let planned = plan_scan_with_notes(&request.settings, &request.selection)
+            .map_err(|e| error_text(Self::NAME, e))?;
+        let Some(size) = request.split_size else {
+            return Ok(Rows::new(planned));
+        };
+        let mut pieces = Vec::with_capacity(planned.len());
+        for PlannedRange { range, note } in planned {
+            let split = split_ranges(vec![range], size).map_err(|e| error_text(Self::NAME, e))?;
+            pieces.extend(split.into_iter().map(|range| PlannedRange {
+                range,
+                note: note.clone(),
+            }));
+        }
+        Ok(Rows::new(pieces))
     }
 
     fn scan(
         _: &OffsetsRequest,
-        rows: &Rows<PartitionRange>,
+        rows: &Rows<PlannedRange>,
         _: &mut (),
         output: &mut DataChunk,
     ) -> Result<(), String> {
-        rows.emit(output, 5, |row, range, columns| {
+        rows.emit(output, 6, |row, PlannedRange { range, note }, columns| {
             columns[0].set_bytes(row, range.topic.as_bytes());
             // SAFETY: the column types are the ones declared in bind.
             unsafe {
@@ -529,6 +622,10 @@ impl TableFunction for KafkaOffsets {
                 columns[2].set::<i64>(row, range.start);
                 columns[3].set::<i64>(row, range.stop);
                 columns[4].set::<i64>(row, range.offsets());
+            }
+            match note {
+                Some(note) => columns[5].set_bytes(row, note.as_bytes()),
+                None => columns[5].set_null(row),
             }
         });
         Ok(())

@@ -20,12 +20,13 @@ class RawConsumerManager:
     def __init__(
         self,
         config: dict[str, str],
-        topics: list[tuple[str, str, int | None]],
+        topics: list[tuple[str, str, int | None, list[tuple[int, int]] | None, bool]],
         cutoff_ms: int,
         batch_size: int,
         max_buffer_bytes: int,
         idle_timeout_ms: int,
         timeout_ms: int,
+        metadata_refresh_ms: int,
         *,
         value_format: str | None = None,
         key_format: str | None = None,
@@ -52,7 +53,7 @@ class RawConsumerManager:
 
 def plan(
     config: dict[str, str],
-    topics: list[tuple[str, str, int | None]],
+    topics: list[tuple[str, str, int | None, list[tuple[int, int]] | None, bool]],
     cutoff_ms: int | None,
     timeout_ms: int,
     split_size: int | None = None,

@@ -20,6 +20,8 @@ DEFAULT_MAX_BUFFER_BYTES = 256 * 1024 * 1024
 DEFAULT_IDLE_TIMEOUT_MS = 1_000
 #: Default time to wait for brokers, metadata and replay progress.
 DEFAULT_TIMEOUT_MS = 30_000
+#: Default time between two looks for partitions created while the manager runs.
+DEFAULT_METADATA_REFRESH_MS = 5_000
 #: The longest ``timeout_ms``: librdkafka takes timeouts as a C ``int`` of milliseconds.
 MAX_TIMEOUT_MS = 2**31 - 1
 #: The largest count, size or millisecond value the engine takes (a signed 64-bit integer).
@@ -31,12 +33,18 @@ class SourceTopic:
     """A topic to read and where its partitions start.
 
     Build one with :meth:`from_earliest`, :meth:`from_latest`, :meth:`from_timestamp` (alias
-    :meth:`from_absolute_time`) or :meth:`from_relative_time`.
+    :meth:`from_absolute_time`), :meth:`from_relative_time`, :meth:`from_offsets` (where
+    each partition starts, e.g. where the last load stopped) or :meth:`from_pattern` (every
+    topic whose name matches a regular expression).
     """
 
     name: str
     policy: str
     argument_ms: int | None = None
+    #: Explicit ``(partition, start offset)`` pairs (:meth:`from_offsets`), sorted.
+    offsets: tuple[tuple[int, int], ...] | None = None
+    #: Whether ``name`` is a regular expression over topic names (:meth:`from_pattern`).
+    pattern: bool = False
 
     @classmethod
     def from_earliest(cls, name: str) -> SourceTopic:
@@ -61,6 +69,83 @@ class SourceTopic:
         """Start at the first message of the last ``lookback_ms`` milliseconds."""
         return cls(_topic_name(name), "relative", _milliseconds("lookback_ms", lookback_ms))
 
+    @classmethod
+    def from_offsets(cls, name: str, offsets: Mapping[int, int]) -> SourceTopic:
+        """Start the named partitions at the given offsets (inclusive); others at the earliest.
+
+        ``offsets`` maps partition → offset: an offset >= 0, ``-2`` for the log start or
+        ``-1`` for the end of the log (as Spark's Kafka source and librdkafka write them). A
+        resumed load passes the stop offsets of the previous one. An offset below the
+        partition's log start (deleted by retention) or past its end makes the read raise
+        ``ValueError`` naming topic, partition and offsets; so does a partition the topic
+        does not have.
+
+        Raises:
+            TypeError: if ``offsets`` is not a mapping of int to int.
+            ValueError: for a negative partition or an offset below -2.
+        """
+        name = _topic_name(name)
+        if not isinstance(offsets, Mapping):
+            raise TypeError(
+                f"offsets must be a mapping of partition to offset, not {type(offsets).__name__}"
+            )
+        pairs = []
+        for partition, offset in offsets.items():
+            for what, value in (("partition", partition), ("offset", offset)):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise TypeError(
+                        f"offsets: a {what} must be an int, found {type(value).__name__} {value!r}"
+                    )
+            if partition < 0 or partition > 2**31 - 1:
+                raise ValueError(
+                    f"invalid offsets: partition numbers go from 0 to 2**31 - 1, found {partition}"
+                )
+            if offset < -2 or offset > _MAX_INT64:
+                raise ValueError(
+                    "invalid offsets: expected an offset >= 0, -2 (the log start) or -1 (the end "
+                    f"of the log), found {offset} for partition {partition} of topic '{name}'"
+                )
+            pairs.append((partition, offset))
+        return cls(name, "earliest", offsets=tuple(sorted(pairs)))
+
+    @classmethod
+    def from_pattern(
+        cls, pattern: str, policy: str = "earliest", argument_ms: int | None = None
+    ) -> SourceTopic:
+        """Read every topic whose name matches the regular expression ``pattern``.
+
+        The pattern matches anywhere in a name unless anchored (``'^events-'``), in the syntax
+        of Rust's ``regex`` crate (close to Python's ``re``). Kafka's own topics
+        (``__consumer_offsets``, ...) match only a pattern that names them. The topics that
+        match when the read starts are resolved once, and their partitions start by ``policy``
+        (``'earliest'``, ``'latest'``, ``'timestamp'`` or ``'relative'``, the last two with
+        ``argument_ms`` as in :meth:`from_timestamp` / :meth:`from_relative_time`). A
+        :class:`ConsumerManager` also picks up matching topics created while it runs (every
+        ``metadata_refresh_ms``), and reads them from their first message.
+
+        Raises:
+            TypeError: if ``pattern`` is not a str.
+            ValueError: for an empty pattern (a malformed one, or one that matches no topic,
+                raises ``ValueError`` when the read starts).
+        """
+        if not isinstance(pattern, str):
+            raise TypeError(
+                f"pattern must be a str (a regular expression), not {type(pattern).__name__}"
+            )
+        if not pattern.strip():
+            raise ValueError(
+                "invalid pattern: expected a regular expression over topic names, found an "
+                "empty string"
+            )
+        if argument_ms is not None:
+            argument_ms = _milliseconds("argument_ms", argument_ms)
+        return cls(pattern, policy, argument_ms, pattern=True)
+
+    def _arguments(self) -> tuple[str, str, int | None, list[tuple[int, int]] | None, bool]:
+        """The tuple the engine takes (see ``kafkars._internal``)."""
+        offsets = list(self.offsets) if self.offsets is not None else None
+        return (self.name, self.policy, self.argument_ms, offsets, self.pattern)
+
 
 class ConsumerManager:
     """Reads topics as ``pyarrow.RecordBatch``es: first their history in strict timestamp
@@ -73,6 +158,12 @@ class ConsumerManager:
     them. When every partition has reached its stop, :meth:`is_live` turns true and new
     messages stream in as they arrive; a partition silent for ``idle_timeout_ms`` stops
     holding the others back.
+
+    Partitions added to the topics while the manager runs are read too, from their first
+    message: every ``metadata_refresh_ms`` the manager asks the cluster for the topics'
+    partitions. A partition found during the replay joins once the manager is live (the
+    replay stays exactly the partitions it resolved); :meth:`partition_state` lists it from
+    when it was found.
 
     ``config`` holds librdkafka consumer properties (``bootstrap.servers``, security, ...).
     A ``group.id`` is accepted and never used: no group is joined, no offset committed.
@@ -90,6 +181,7 @@ class ConsumerManager:
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
         idle_timeout_ms: int = DEFAULT_IDLE_TIMEOUT_MS,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        metadata_refresh_ms: int = DEFAULT_METADATA_REFRESH_MS,
         *,
         value_format: str = "bytes",
         key_format: str = "bytes",
@@ -128,8 +220,9 @@ class ConsumerManager:
         Raises:
             TypeError: if ``config`` is not a mapping of str keys, ``topics`` holds
                 something other than :class:`SourceTopic`, or a number is not an int.
-            ValueError: for an empty topic list, a non-positive ``batch_size``, a budget or
-                timeout out of range, a config value that is None, a property librdkafka
+            ValueError: for an empty topic list, a non-positive ``batch_size`` or
+                ``metadata_refresh_ms``, a budget or timeout out of range, a config value
+                that is None, a property librdkafka
                 doesn't know or refuses, or a config that would commit offsets.
             KafkarsError: if the brokers can't be reached within ``timeout_ms`` or a topic
                 doesn't exist; :class:`kafkars.SchemaRegistryError` if the registry can't
@@ -152,12 +245,13 @@ class ConsumerManager:
             cutoff_ms = int(time.time() * 1000)
         self._raw = RawConsumerManager(
             {_config_key(key): _config_value(key, value) for key, value in config.items()},
-            [(topic.name, topic.policy, topic.argument_ms) for topic in topics],
+            [topic._arguments() for topic in topics],
             _milliseconds("cutoff_ms", cutoff_ms),
             _positive("batch_size", batch_size),
             _positive("max_buffer_bytes", max_buffer_bytes),
             _milliseconds("idle_timeout_ms", idle_timeout_ms),
             _positive("timeout_ms", timeout_ms, MAX_TIMEOUT_MS),
+            _positive("metadata_refresh_ms", metadata_refresh_ms),
             **decoding_arguments(
                 value_format=value_format,
                 key_format=key_format,
@@ -196,10 +290,14 @@ class ConsumerManager:
         return self._raw.is_live()
 
     def partition_state(self) -> list[dict[str, Any]]:
-        """Per partition, in (topic, partition) order: ``topic``, ``partition``, ``start``,
-        ``stop``, ``position`` (the offset after the last message returned),
-        ``buffered_messages``, ``buffered_bytes``, ``paused`` (left unread to stay within the
-        budget) and ``live`` (its replay is complete)."""
+        """Per partition: ``topic``, ``partition``, ``start``, ``stop``, ``position`` (the
+        offset after the last message returned), ``buffered_messages``, ``buffered_bytes``,
+        ``paused`` (left unread to stay within the budget) and ``live`` (its replay is
+        complete).
+
+        The partitions resolved at the start come in (topic, partition) order, then those
+        added to the topics later, in the order they were found, each with ``start`` and
+        ``stop`` at its first offset (it has nothing to replay)."""
         return self._raw.partition_state()
 
     def close(self) -> None:

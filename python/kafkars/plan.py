@@ -350,7 +350,7 @@ def _columns(columns: object) -> list[str] | None:
     return list(columns)
 
 
-def _topics(topics: object) -> list[tuple[str, str, int | None]]:
+def _topics(topics: object) -> list[tuple[Any, ...]]:
     if isinstance(topics, str | bytes) or not isinstance(topics, Sequence):
         raise TypeError("topics must be a list of SourceTopic")
     if not topics:
@@ -361,7 +361,7 @@ def _topics(topics: object) -> list[tuple[str, str, int | None]]:
                 f"topics must hold SourceTopic objects, found {type(topic).__name__} "
                 f"{topic!r}; use SourceTopic.from_earliest({topic!r}) and friends"
             )
-    return [(topic.name, topic.policy, topic.argument_ms) for topic in topics]
+    return [topic._arguments() for topic in topics]
 
 
 def _config(config: object) -> dict[str, str]:

@@ -7,6 +7,7 @@
 mod errors;
 mod manager;
 mod plan;
+mod selection;
 mod shared;
 
 use pyo3::prelude::*;

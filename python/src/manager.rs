@@ -5,18 +5,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use arrow_array::ffi::FFI_ArrowArray;
+use arrow_array::{Array, StructArray};
+use arrow_schema::ffi::FFI_ArrowSchema;
 use kafkars_core::{
-    batch, DecodeParameters, Fields, PartitionRange, PayloadDecoders, Record, Scan, ScanOptions,
-    ScanSelection, StartPolicy, TopicSelection,
+    batch, ClientSettings, DecodeParameters, Fields, PartitionRange, PayloadDecoders, Record, Scan,
+    ScanOptions,
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict};
 
 use crate::errors::to_py;
-use crate::shared::{
-    capsules, client_settings, export_batch, open_interruptibly, SIGNAL_CHECK_INTERVAL,
-};
+use crate::selection::SourceTopicArgs;
+use crate::shared::{open_interruptibly, SIGNAL_CHECK_INTERVAL};
 
 /// A follow-mode scan over several topics, each with its own start policy.
 #[pyclass(module = "kafkars._internal")]
@@ -24,7 +26,11 @@ pub struct RawConsumerManager {
     /// `None` once closed. Locked only without the GIL (see `with_scan`), so two Python threads
     /// polling one manager take turns instead of deadlocking.
     scan: Mutex<Option<Scan>>,
-    ranges: Arc<Vec<PartitionRange>>,
+    /// A copy of the scan's ranges, which records' `source` index, for building batches
+    /// outside the scan's lock. The scan's list only grows (follow mode adds partitions
+    /// created meanwhile): `poll` renews the copy when it is shorter, under the scan's lock,
+    /// together with taking the records.
+    ranges: Mutex<Arc<Vec<PartitionRange>>>,
     batch_size: usize,
     /// Decode keys and values into typed columns; taken by the thread that builds a batch.
     decoders: Mutex<PayloadDecoders>,
@@ -32,14 +38,13 @@ pub struct RawConsumerManager {
 
 #[pymethods]
 impl RawConsumerManager {
-    /// `topics`: `(name, policy, argument)` with policy `earliest`, `latest`, `timestamp`
-    /// (argument: ms since the epoch) or `relative` (argument: ms before now).
+    /// `topics`: see [`SourceTopicArgs`].
     #[new]
     // One argument per keyword of the Python constructor.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (
         config, topics, cutoff_ms, batch_size, max_buffer_bytes, idle_timeout_ms, timeout_ms,
-        *, value_format=None, key_format=None, schema_registry=None,
+        metadata_refresh_ms, *, value_format=None, key_format=None, schema_registry=None,
         schema_registry_config=None, value_schema=None, key_schema=None, value_message=None,
         key_message=None, value_subject=None, key_subject=None, value_schema_id=None,
         key_schema_id=None, on_error=None, json_sample_size=None
@@ -47,12 +52,13 @@ impl RawConsumerManager {
     fn new(
         py: Python<'_>,
         config: HashMap<String, String>,
-        topics: Vec<(String, String, Option<i64>)>,
+        topics: Vec<SourceTopicArgs>,
         cutoff_ms: i64,
         batch_size: usize,
         max_buffer_bytes: usize,
         idle_timeout_ms: u64,
         timeout_ms: u64,
+        metadata_refresh_ms: u64,
         value_format: Option<String>,
         key_format: Option<String>,
         schema_registry: Option<String>,
@@ -73,7 +79,11 @@ impl RawConsumerManager {
                 "invalid batch_size: expected a positive number of rows, found 0",
             ));
         }
-        let settings = client_settings(config, timeout_ms)?;
+        let settings = ClientSettings::builder()
+            .properties(config)
+            .timeout(Duration::from_millis(timeout_ms))
+            .build()
+            .map_err(to_py)?;
         let decoding = DecodeParameters {
             value_format,
             key_format,
@@ -92,18 +102,21 @@ impl RawConsumerManager {
         }
         .into_spec(Some(settings.timeout()))
         .map_err(to_py)?;
-        let topics = topic_selections(topics).map_err(to_py)?;
-        let selection = ScanSelection::new(topics, None, Some(cutoff_ms)).map_err(to_py)?;
+        let selection =
+            crate::selection::scan_selection(&settings, topics, Some(cutoff_ms)).map_err(to_py)?;
         let options = ScanOptions {
             max_buffer_bytes,
             fields: Fields::ALL,
             follow: true,
             idle_timeout: Duration::from_millis(idle_timeout_ms),
             ordered: true,
+            metadata_refresh: Duration::from_millis(metadata_refresh_ms),
         };
+        // Checked before any request is sent.
+        options.validate().map_err(to_py)?;
         let (scan, decoders) = open_interruptibly(py, settings, selection, options, decoding)?;
         Ok(Self {
-            ranges: Arc::new(scan.ranges().to_vec()),
+            ranges: Mutex::new(Arc::new(scan.ranges().to_vec())),
             scan: Mutex::new(Some(scan)),
             batch_size,
             decoders: Mutex::new(decoders),
@@ -119,31 +132,37 @@ impl RawConsumerManager {
     ) -> PyResult<(Bound<'py, PyCapsule>, Bound<'py, PyCapsule>)> {
         let deadline = Instant::now() + Duration::from_millis(timeout_ms);
         let mut records: Vec<Record> = Vec::new();
-        loop {
+        let ranges = loop {
             let stretch = deadline.min(Instant::now() + SIGNAL_CHECK_INTERVAL);
             let wanted = self.batch_size - records.len();
-            py.detach(|| {
+            let ranges = py.detach(|| {
                 self.with_scan(|scan| {
                     scan.next_records(wanted, &mut records, Some(stretch))
-                        .map_err(to_py)
+                        .map_err(to_py)?;
+                    Ok(self.ranges_of(scan))
                 })
             })?;
             if !records.is_empty() || Instant::now() >= deadline {
-                break;
+                break ranges;
             }
             py.check_signals()?;
-        }
-        let ranges = Arc::clone(&self.ranges);
-        let exported = py.detach(|| {
+        };
+        let (array, schema) = py.detach(|| {
             let mut decoders = self
                 .decoders
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let batch = batch::decoded_batch(&ranges, &records, &mut decoders).map_err(to_py)?;
             drop(records);
-            export_batch(batch)
+            let data = StructArray::from(batch).into_data();
+            let schema = FFI_ArrowSchema::try_from(data.data_type())
+                .map_err(|error| PyRuntimeError::new_err(error.to_string()))?;
+            Ok::<_, PyErr>((FFI_ArrowArray::new(&data), schema))
         })?;
-        capsules(py, exported)
+        Ok((
+            PyCapsule::new_with_value(py, schema, c"arrow_schema")?,
+            PyCapsule::new_with_value(py, array, c"arrow_array")?,
+        ))
     }
 
     /// Whether every message before the stop offsets has been returned by `poll`.
@@ -186,6 +205,23 @@ impl RawConsumerManager {
 }
 
 impl RawConsumerManager {
+    /// The ranges `scan`'s records index, as a shared copy: the kept one while it is
+    /// complete, else a new one, kept from then on. Call it under the scan's lock, right
+    /// after taking records, so that the copy covers their sources.
+    fn ranges_of(&self, scan: &Scan) -> Arc<Vec<PartitionRange>> {
+        let mut kept = self.lock_ranges();
+        if kept.len() != scan.ranges().len() {
+            *kept = Arc::new(scan.ranges().to_vec());
+        }
+        Arc::clone(&kept)
+    }
+
+    fn lock_ranges(&self) -> MutexGuard<'_, Arc<Vec<PartitionRange>>> {
+        self.ranges
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Option<Scan>> {
         self.scan
             .lock()
@@ -200,33 +236,4 @@ impl RawConsumerManager {
             None => Err(PyRuntimeError::new_err("the ConsumerManager is closed")),
         }
     }
-}
-
-/// The Python topics list, `(name, policy, argument)` with policy `earliest`, `latest`,
-/// `timestamp` (argument: ms since the epoch) or `relative` (argument: ms before now), as the
-/// engine's topic selections.
-///
-/// # Errors
-/// [`kafkars_core::Error::InvalidParameter`] for an unknown policy or a negative relative time.
-pub(crate) fn topic_selections(
-    topics: Vec<(String, String, Option<i64>)>,
-) -> Result<Vec<TopicSelection>, kafkars_core::Error> {
-    topics
-        .into_iter()
-        .map(|(topic, policy, argument)| {
-            let start = match (policy.as_str(), argument) {
-                ("timestamp", Some(ms)) => {
-                    StartPolicy::from_parameters(Some("timestamp"), Some(ms), None)
-                }
-                ("relative", Some(ms)) => u64::try_from(ms)
-                    .map(|ms| StartPolicy::Relative(Duration::from_millis(ms)))
-                    .map_err(|_| kafkars_core::Error::InvalidParameter {
-                        parameter: "relative time".into(),
-                        reason: format!("expected a non-negative number of ms, found {ms}"),
-                    }),
-                (name, _) => StartPolicy::from_parameters(Some(name), None, None),
-            }?;
-            Ok(TopicSelection::new(topic, start))
-        })
-        .collect::<Result<Vec<_>, kafkars_core::Error>>()
 }

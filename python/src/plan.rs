@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 
 use crate::errors::to_py;
-use crate::manager::topic_selections;
+use crate::selection::{scan_selection, SourceTopicArgs};
 use crate::shared::{
     capsules, client_settings, export_batch, run_interruptibly, SIGNAL_CHECK_INTERVAL,
 };
@@ -29,7 +29,7 @@ fn to_tuple(range: PartitionRange) -> RangeTuple {
     (range.topic, range.partition, range.start, range.stop)
 }
 
-/// Resolve `topics` (`(name, policy, argument)`, as `RawConsumerManager` takes them) into
+/// Resolve `topics` (see [`SourceTopicArgs`], as `RawConsumerManager` takes them) into
 /// `[start, stop)` ranges, in (topic, partition) order; then cut them into pieces of at most
 /// `split_size` offsets, or, with `workers` instead, of `default_split_size(ranges, workers)`.
 #[pyfunction]
@@ -37,17 +37,17 @@ fn to_tuple(range: PartitionRange) -> RangeTuple {
 pub fn plan(
     py: Python<'_>,
     config: HashMap<String, String>,
-    topics: Vec<(String, String, Option<i64>)>,
+    topics: Vec<SourceTopicArgs>,
     cutoff_ms: Option<i64>,
     timeout_ms: u64,
     split_size: Option<i64>,
     workers: Option<usize>,
 ) -> PyResult<Vec<RangeTuple>> {
     let settings = client_settings(config, timeout_ms)?;
-    let topics = topic_selections(topics).map_err(to_py)?;
-    let selection = ScanSelection::new(topics, None, cutoff_ms).map_err(to_py)?;
     let ranges = py
         .detach(|| {
+            // Patterns are matched against the cluster's topics now.
+            let selection = scan_selection(&settings, topics, cutoff_ms)?;
             let ranges = plan_scan(&settings, &selection)?;
             match (split_size, workers) {
                 (Some(size), _) => split_ranges(ranges, size),
@@ -161,6 +161,8 @@ impl RawRangeReader {
                 follow: false,
                 idle_timeout: DEFAULT_IDLE_TIMEOUT,
                 ordered: true,
+                // Bounded: no partition is added while reading.
+                ..ScanOptions::default()
             };
             let scan = Scan::open(&settings, &selection, options)?;
             Ok((scan, decoders, columns))

@@ -405,7 +405,7 @@ def client_cases(function: str) -> dict[str, SqlCase]:
 
 
 def scan_only_cases() -> dict[str, SqlCase]:
-    """kafka_scan's own parameters: follow, idle_timeout, max_buffer_bytes."""
+    """kafka_scan's own parameters: follow, idle_timeout, metadata_refresh, max_buffer_bytes."""
 
     def f(arguments: str) -> str:
         return call("kafka_scan", arguments)
@@ -446,6 +446,32 @@ def scan_only_cases() -> dict[str, SqlCase]:
             f("follow := true, idle_timeout := NULL"),
             BinderError,
             bind_error("kafka_scan", "idle_timeout", "expected a value, found NULL"),
+        ),
+        "metadata-refresh-without-follow": SqlCase(
+            f("metadata_refresh := INTERVAL 1 SECOND"),
+            BinderError,
+            (
+                "kafka_scan: invalid metadata_refresh: it applies to follow mode only; add "
+                "follow := true or leave it out",
+            ),
+        ),
+        "metadata-refresh-zero": SqlCase(
+            f("follow := true, metadata_refresh := INTERVAL 0 SECONDS"),
+            BinderError,
+            ("kafka_scan: invalid metadata_refresh: expected a positive interval, found 0s",),
+        ),
+        "metadata-refresh-negative": SqlCase(
+            f("follow := true, metadata_refresh := INTERVAL '-1.5 seconds'"),
+            BinderError,
+            ("kafka_scan: invalid metadata_refresh: expected a positive interval, found -1.5s",),
+        ),
+        "metadata-refresh-null": SqlCase(
+            f("follow := true, metadata_refresh := NULL"),
+            BinderError,
+            ("kafka_scan: invalid metadata_refresh: expected a value, found NULL",),
+        ),
+        "metadata-refresh-wrong-type": SqlCase(
+            f("follow := true, metadata_refresh := 5"), InputError, cast_error("metadata_refresh")
         ),
         "max-buffer-bytes-wrong-type": SqlCase(
             f("max_buffer_bytes := '1MB'"), InputError, cast_error("max_buffer_bytes")
@@ -761,7 +787,7 @@ PY_CASES = {
         ValueError,
         ("invalid cutoff: the cutoff (2024-01-01T00:00:00Z) is before the start",),
     ),
-    # batch_size, max_buffer_bytes, idle_timeout_ms, timeout_ms
+    # batch_size, max_buffer_bytes, idle_timeout_ms, metadata_refresh_ms, timeout_ms
     "batch-size-none": PyCase(lambda n: build(n, batch_size=None), TypeError, ("batch_size",)),
     "batch-size-too-big": PyCase(
         lambda n: build(n, batch_size=TOO_BIG),
@@ -794,6 +820,31 @@ PY_CASES = {
         lambda n: build(n, idle_timeout_ms=TOO_BIG),
         ValueError,
         ("invalid idle_timeout_ms: expected at most",),
+    ),
+    "metadata-refresh-zero": PyCase(
+        lambda n: build(n, metadata_refresh_ms=0),
+        ValueError,
+        ("invalid metadata_refresh_ms: expected a positive number, found 0",),
+    ),
+    "metadata-refresh-negative": PyCase(
+        lambda n: build(n, metadata_refresh_ms=-500),
+        ValueError,
+        ("invalid metadata_refresh_ms: expected a positive number, found -500",),
+    ),
+    "metadata-refresh-none": PyCase(
+        lambda n: build(n, metadata_refresh_ms=None),
+        TypeError,
+        ("metadata_refresh_ms must be an int, not NoneType",),
+    ),
+    "metadata-refresh-float": PyCase(
+        lambda n: build(n, metadata_refresh_ms=0.5),
+        TypeError,
+        ("metadata_refresh_ms must be an int, not float",),
+    ),
+    "metadata-refresh-too-big": PyCase(
+        lambda n: build(n, metadata_refresh_ms=TOO_BIG),
+        ValueError,
+        (f"invalid metadata_refresh_ms: expected at most 9223372036854775807, found {TOO_BIG}",),
     ),
     "timeout-none": PyCase(lambda n: build(n, timeout_ms=None), TypeError, ("timeout_ms",)),
     "timeout-float": PyCase(lambda n: build(n, timeout_ms=3.0), TypeError, ("timeout_ms", "float")),
@@ -904,8 +955,19 @@ SQL_VALUES = {
     "partitions": Values(
         ("[0]", "[1]", "[1, 0]"), ("[2]", "[]", "[-1]", "[0, 0]", "[NULL]", "NULL", "1")
     ),
+    "start_offsets": Values(
+        ("MAP {0: 0}", "MAP {1: -2, 0: -1}", "[{'topic': '$topic', 'partition': 0, 'offset': 0}]"),
+        ("MAP {5: 0}", "MAP {0: -3}", "MAP {0: NULL}", "NULL", "'0=1'", "MAP {0: 10000}"),
+    ),
+    "stop_offsets": Values(("MAP {0: -1}",), ("MAP {0: -2}", "MAP {1: 10000}", "NULL", "[1]")),
+    "on_missing": Values(("'fail'", "'skip'"), ("'ignore'", "NULL", "1")),
+    "split_size": Values(("1", "1000"), ("0", "-5", "NULL", "'big'")),
     "follow": Values(("false", "true"), ("NULL", "'maybe'")),
     "idle_timeout": Values(("INTERVAL 100 MILLISECONDS",), ("INTERVAL '-1 second'", "NULL", "5")),
+    "metadata_refresh": Values(
+        ("INTERVAL 500 MILLISECONDS", "INTERVAL 1 HOUR"),
+        ("INTERVAL 0 SECONDS", "INTERVAL '-1 second'", "NULL", "5"),
+    ),
     "max_buffer_bytes": Values(
         ("65536", "1048576", "9223372036854775807"), ("1000", "-1", "NULL", "'1MB'")
     ),
@@ -915,6 +977,7 @@ FUNCTION_PARAMETERS = {
     "kafka_offsets": [
         *["brokers", "timeout", "config"],
         *["policy", "start", "lookback", "cutoff", "partitions"],
+        *["start_offsets", "stop_offsets", "on_missing", "split_size"],
     ],
     "kafka_topics": ["brokers", "timeout", "config"],
     "kafka_partitions": ["brokers", "timeout", "config"],
@@ -970,6 +1033,7 @@ def random_manager_call(rng: random.Random, names: Names) -> tuple[str, Callable
         "batch_size": Values((1, 3, 10_000), (0, -1, None, "10", TOO_BIG)),
         "max_buffer_bytes": Values((65_536, 1 << 20), (1000, 0, None, TOO_BIG)),
         "idle_timeout_ms": Values((0, 100), (-1, None, TOO_BIG)),
+        "metadata_refresh_ms": Values((100, 5000), (0, -1, None, TOO_BIG)),
         "timeout_ms": Values((5000,), (0, None, 2**31, "3s")),
     }
     arguments = {key: value.draw(rng) for key, value in options.items() if rng.random() < 0.3}

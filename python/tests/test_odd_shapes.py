@@ -60,7 +60,7 @@ def test_thousand_partitions(
     assert watermarks == [(p, 0, len(log[(topic, p)])) for p in range(partitions)]
     offsets = fetch(con, f"SELECT * FROM kafka_offsets('{topic}', brokers := '{brokers}')")
     assert offsets == [
-        (topic, p, 0, len(log[(topic, p)]), len(log[(topic, p)])) for p in range(partitions)
+        (topic, p, 0, len(log[(topic, p)]), len(log[(topic, p)]), None) for p in range(partitions)
     ]
     # A partition subset at the far end.
     tail = scan(con, f"kafka_scan('{topic}', brokers := '{brokers}', partitions := [998, 999])")
@@ -128,7 +128,7 @@ def test_empty_topic(con: duckdb.DuckDBPyConnection, topics: TopicFactory, broke
         f"SELECT count(*) FROM kafka_scan('{topic}', brokers := '{brokers}', partitions := [2])",
     ) == [(0,)]
     assert fetch(con, f"SELECT * FROM kafka_offsets('{topic}', brokers := '{brokers}')") == [
-        (topic, p, 0, 0, 0) for p in range(3)
+        (topic, p, 0, 0, 0, None) for p in range(3)
     ]
     assert fetch(
         con,

@@ -118,6 +118,39 @@ def test_readme_avro_sql_in_cli(duckdb_cli: str, topics: TopicFactory, registry)
     ]
 
 
+# The README's plans: a kept plan replayed, an incremental load, a pattern cut into pieces.
+@pytest.mark.cli
+def test_readme_plans_sql_in_cli(duckdb_cli: str, events: str, topics: TopicFactory) -> None:
+    block = examples("sql")[2]
+    assert "'^events'" in block
+    sql = "LOAD 'target/release/kafkars.duckdb_extension';\n" + with_topic(
+        block.replace("'^events'", f"'^{events}$'"), events
+    )
+
+    def run() -> list[list[str]]:
+        result = subprocess.run(
+            [duckdb_cli, "-unsigned", "-bail", "-csv"],
+            input=sql,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
+        assert result.returncode == 0, result.stderr
+        return list(csv.reader(result.stdout.splitlines()))
+
+    rows = run()
+    # 9 events: replayed, loaded once, and 3 partitions of 3 offsets, in pieces of 200 at most.
+    assert rows == [
+        ["replayed"],
+        ["9"],
+        ["loaded"],
+        ["9"],
+        ["topic", "partition", "start_offset", "stop_offset"],
+        *[[events, str(p), "0", "3"] for p in range(3)],
+    ]
+
+
 # The README's Python example, run by the venv's Python.
 def test_readme_python(events: str) -> None:
     code = examples("python")[0]

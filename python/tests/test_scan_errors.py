@@ -31,6 +31,12 @@ NAMED_PARAMETERS = {
     "lookback": False,
     "cutoff": False,
     "partitions": False,
+    "topic_pattern": False,
+    "start_offsets": False,
+    "stop_offsets": False,
+    "ranges": False,
+    "on_missing": False,
+    "split_size": False,
     "max_buffer_bytes": True,  # kafka_scan only
     "ordered": True,
     "timeout": False,
@@ -65,7 +71,15 @@ CASES = {
         "cutoff := TIMESTAMPTZ '2024-01-01 00:00:00+00'",
         ("invalid cutoff",),
     ),
-    "null-topics": Case("NULL", "", ("invalid topic", "expected a value, found NULL")),
+    # NULL stands for "no list" (for topic_pattern or ranges), so alone it is a missing list.
+    "null-topics": Case(
+        "NULL",
+        "",
+        (
+            "invalid topics: expected a topic list; with topic_pattern := '<regex>' or ranges := "
+            "<plan>, give NULL",
+        ),
+    ),
     **{
         f"null-{name}": Case(
             "{topic}",

@@ -143,6 +143,12 @@ impl LogicalType {
         Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_INTERVAL)
     }
 
+    /// `ANY`: a named parameter that takes a value of any type, checked by bind (parameters
+    /// that accept a MAP or a LIST of STRUCTs).
+    pub fn any() -> Self {
+        Self::primitive(ffi::DUCKDB_TYPE_DUCKDB_TYPE_ANY)
+    }
+
     /// `LIST(child)`.
     pub fn list(child: &LogicalType) -> Self {
         // SAFETY: `child` is a live logical type; DuckDB copies it.

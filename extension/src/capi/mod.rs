@@ -12,4 +12,4 @@ mod value;
 pub use chunk::{DataChunk, Vector};
 pub use logical_type::LogicalType;
 pub use table_function::{register, BindInput, Column, InitInput, TableFunction};
-pub use value::Value;
+pub use value::{Kind, Value};

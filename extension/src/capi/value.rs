@@ -104,6 +104,65 @@ impl Value {
     }
 }
 
+/// The shape of a value given to an `ANY` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Integer,
+    Text,
+    List,
+    Map,
+    Struct,
+    Other,
+}
+
+impl Value {
+    /// What kind of value this is.
+    pub fn kind(&self) -> Kind {
+        // SAFETY: self.0 is live; the type is borrowed from the value, not ours to destroy.
+        let id = unsafe { ffi::duckdb_get_type_id(ffi::duckdb_get_value_type(self.0)) };
+        match id {
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_TINYINT
+            | ffi::DUCKDB_TYPE_DUCKDB_TYPE_SMALLINT
+            | ffi::DUCKDB_TYPE_DUCKDB_TYPE_INTEGER
+            | ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT
+            | ffi::DUCKDB_TYPE_DUCKDB_TYPE_HUGEINT
+            | ffi::DUCKDB_TYPE_DUCKDB_TYPE_UTINYINT
+            | ffi::DUCKDB_TYPE_DUCKDB_TYPE_USMALLINT
+            | ffi::DUCKDB_TYPE_DUCKDB_TYPE_UINTEGER
+            | ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT => Kind::Integer,
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR => Kind::Text,
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_LIST => Kind::List,
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_MAP => Kind::Map,
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_STRUCT => Kind::Struct,
+            _ => Kind::Other,
+        }
+    }
+
+    /// The fields of a STRUCT value, by name, in order.
+    pub fn struct_fields(&self) -> Vec<(String, Value)> {
+        // SAFETY: self.0 is a live STRUCT value; its type is borrowed from the value; names
+        // are ours to free; the child getter returns owned values.
+        unsafe {
+            let logical_type = ffi::duckdb_get_value_type(self.0);
+            let count = ffi::duckdb_struct_type_child_count(logical_type);
+            (0..count)
+                .filter_map(|index| {
+                    let raw = ffi::duckdb_struct_type_child_name(logical_type, index);
+                    let name = if raw.is_null() {
+                        String::new()
+                    } else {
+                        let name = CStr::from_ptr(raw).to_string_lossy().into_owned();
+                        ffi::duckdb_free(raw.cast());
+                        name
+                    };
+                    Value::from_raw(ffi::duckdb_get_struct_child(self.0, index))
+                        .map(|child| (name, child))
+                })
+                .collect()
+        }
+    }
+}
+
 impl Drop for Value {
     fn drop(&mut self) {
         // SAFETY: we own the value and destroy it once.
