@@ -155,13 +155,14 @@ def skewed(unit: int, partitions: int = 8, factor: int = 20) -> tuple[int, ...]:
 
 
 def datasets(quick: bool) -> dict[str, Dataset]:
-    """The datasets by role: ``100b``, ``1kb``, ``skew``, ``skew-10x``, ``avro``. Quick mode
-    uses a tenth of each, under other names."""
+    """The datasets by role: ``100b``, ``1kb``, ``skew``, ``skew-10x``, ``avro``, ``ray``.
+    Quick mode uses a tenth of each, under other names."""
     if quick:
         names = ("bench-quick-100b-200k", "bench-quick-1kb-20k", "bench-quick-skew")
-        avro, scale = "bench-quick-avro-100k", 10
+        avro, ray, scale = "bench-quick-avro-100k", "bench-quick-ray-800k", 10
     else:
-        names, avro, scale = ("bench-100b-2m", "bench-1kb-200k", "bench-skew"), "bench-avro-1m", 1
+        names = ("bench-100b-2m", "bench-1kb-200k", "bench-skew")
+        avro, ray, scale = "bench-avro-1m", "bench-ray-8m", 1
     sets = [
         Dataset(names[0], 100, even(2_000_000 // scale), "throughput, small messages", grows=True),
         Dataset(names[1], 1024, even(200_000 // scale), "throughput, 1 KiB"),
@@ -174,8 +175,11 @@ def datasets(quick: bool) -> dict[str, Dataset]:
             "Avro decoding, Confluent wire format",
             value_format="avro",
         ),
+        # A Ray Data job pays seconds of start-up (executor, task scheduling, worker imports)
+        # whatever reads: the set is large enough for the read itself to weigh.
+        Dataset(ray, 100, even(8_000_000 // scale), "Ray Data, small messages"),
     ]
-    return dict(zip(("100b", "1kb", "skew", "skew-10x", "avro"), sets, strict=True))
+    return dict(zip(("100b", "1kb", "skew", "skew-10x", "avro", "ray"), sets, strict=True))
 
 
 class Broker:

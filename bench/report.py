@@ -116,8 +116,7 @@ def targets(results: dict[str, Any], sets: dict[str, Dataset], budget: int) -> l
     return (
         rows
         + avro_targets(results.get("avro", []), sets["avro"])
-        + ray_targets(results.get("ray", []), sets["100b"])
-        + ray_targets(results.get("ray", []), sets["1kb"])
+        + ray_targets(results.get("ray", []), sets["ray"])
     )
 
 
@@ -341,7 +340,7 @@ def markdown(results: dict[str, Any], sets: dict[str, Dataset]) -> str:
     if results.get("avro"):
         lines += [f"## Avro decoding: {sets['avro'].name}", ""]
         lines += avro_table(results["avro"], sets["avro"])
-    for role in ("100b", "1kb"):
+    for role in ("ray",):
         ray_entries = [e for e in results.get("ray", []) if e["dataset"] == sets[role].name]
         if ray_entries:
             lines += [f"## Ray Data: {sets[role].name}", ""]

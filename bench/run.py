@@ -151,7 +151,7 @@ SECTION_DATASETS = {
     "memory": MEMORY_DATASETS,
     "latency": ("100b",),
     "avro": ("avro",),
-    "ray": ("100b", "1kb"),
+    "ray": ("ray",),
 }
 #: The Ray section's readers, (key, label, ray_child.py's reader), each in the main venv
 #: (Ray is there, for kafkars.ray's tests), and the operations timed.
@@ -428,7 +428,7 @@ def avro(
 
 
 def ray_section(sets: dict[str, Dataset], options: Options) -> list[dict[str, Any]]:
-    """kafkars.ray.read_kafka against ray.data.read_kafka on the 100-byte and 1 KiB sets."""
+    """kafkars.ray.read_kafka against ray.data.read_kafka on the Ray set (8M x 100 B)."""
     entries = []
     for role in SECTION_DATASETS["ray"]:
         entries += ray_dataset(sets[role], options)
