@@ -91,16 +91,38 @@ impl ClientSettings {
 
     /// The librdkafka configuration for a client that only reads: the user's properties, the
     /// bootstrap list, and the side-effect switches pinned off.
+    ///
+    /// A TLS connection (`security.protocol` `ssl` or `sasl_ssl`) that names no CA
+    /// certificates (`ssl.ca.location`, `ssl.ca.pem`) gets `ssl.ca.location=probe`: OpenSSL is
+    /// compiled into kafkars, and its built-in certificate folder is where the build put it,
+    /// not where this system keeps its CA bundle. librdkafka then looks in the usual places
+    /// (`/etc/ssl/certs/ca-certificates.crt`, `/etc/pki/tls/certs/ca-bundle.crt`, ...), as it
+    /// does itself when it detects a static OpenSSL at configure time (rdkafka_ssl.c).
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         for (key, value) in &self.properties {
             config.set(key, value);
+        }
+        if self.uses_tls()
+            && !self.properties.contains_key("ssl.ca.location")
+            && !self.properties.contains_key("ssl.ca.pem")
+        {
+            config.set("ssl.ca.location", "probe");
         }
         config.set("bootstrap.servers", &self.brokers);
         for (key, _) in PINNED_OFF {
             config.set(key, "false");
         }
         config
+    }
+
+    /// Whether the connection is TLS: `security.protocol` `ssl` or `sasl_ssl` (any case).
+    fn uses_tls(&self) -> bool {
+        self.properties
+            .get("security.protocol")
+            .is_some_and(|protocol| {
+                protocol.eq_ignore_ascii_case("ssl") || protocol.eq_ignore_ascii_case("sasl_ssl")
+            })
     }
 
     /// Replace every credential value that occurs in `text` by `***`, so that messages coming
@@ -437,6 +459,35 @@ mod tests {
 
     fn build(builder: ClientSettingsBuilder) -> Result<ClientSettings> {
         builder.brokers_from_env(None).build()
+    }
+
+    #[test]
+    fn test_tls_without_ca_probes_the_system_bundle() {
+        let get = |properties: &[(&str, &str)]| {
+            let mut builder = ClientSettings::builder();
+            for &(key, value) in properties {
+                builder = builder.property(key, value);
+            }
+            build(builder)
+                .unwrap()
+                .client_config()
+                .get("ssl.ca.location")
+                .map(str::to_owned)
+        };
+        assert_eq!(get(&[]), None);
+        assert_eq!(get(&[("security.protocol", "plaintext")]), None);
+        assert_eq!(
+            get(&[("security.protocol", "SASL_SSL")]).as_deref(),
+            Some("probe")
+        );
+        assert_eq!(
+            get(&[("security.protocol", "ssl")]).as_deref(),
+            Some("probe")
+        );
+        let own = [("security.protocol", "ssl"), ("ssl.ca.location", "/ca.pem")];
+        assert_eq!(get(&own).as_deref(), Some("/ca.pem"));
+        let pem = [("security.protocol", "ssl"), ("ssl.ca.pem", "-----BEGIN")];
+        assert_eq!(get(&pem), None);
     }
 
     #[test]
