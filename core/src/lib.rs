@@ -79,6 +79,10 @@ pub use settings::{
 pub use topic_name::{parse_topic_list, validate_topic_name};
 pub use watch::Watch;
 
+/// The kafkars version, e.g. `"0.1.0"`: the Cargo workspace's, the one source of the Python
+/// package's `__version__`, the extension's metadata footer and SQL `kafka_version()`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// The version of librdkafka linked into this build, e.g. `"2.12.1"`.
 pub fn librdkafka_version() -> String {
     rdkafka::util::get_rdkafka_version().1

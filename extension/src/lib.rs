@@ -1,7 +1,8 @@
 //! The kafkars DuckDB extension: SQL over Apache Kafka.
 //!
-//! This crate is the SQL skin of `kafkars_core`: it declares the table functions, reads their
-//! arguments and writes rows into DuckDB vectors. Every Kafka rule lives in the core.
+//! This crate is the SQL skin of `kafkars_core`: it declares the table functions and
+//! `kafka_version()`, reads their arguments and writes rows into DuckDB vectors. Every Kafka
+//! rule lives in the core.
 //!
 //! It targets DuckDB's stable C API v1.5.6 (`C_STRUCT` ABI), so one build loads in every DuckDB
 //! from 1.5.6 on, the Python 2.0 package included. The loadable file is this cdylib with
@@ -14,6 +15,7 @@ mod metadata_functions;
 mod params;
 mod rows;
 mod scan_functions;
+mod version_function;
 
 use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -74,7 +76,8 @@ unsafe fn init(
         .and_then(|()| capi::register::<metadata_functions::KafkaPartitions>(connection))
         .and_then(|()| capi::register::<scan_functions::KafkaScan>(connection))
         .and_then(|()| capi::register::<scan_functions::KafkaOffsets>(connection))
-        .and_then(|()| capi::register::<diagnostic_functions::KafkarsArrowIpc>(connection));
+        .and_then(|()| capi::register::<diagnostic_functions::KafkarsArrowIpc>(connection))
+        .and_then(|()| capi::register_scalar::<version_function::KafkaVersion>(connection));
     ffi::duckdb_disconnect(&mut connection);
     registered.map(|()| true)
 }

@@ -20,7 +20,7 @@ fn librdkafka_version() -> String {
 
 #[pymodule]
 fn _internal(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add("__version__", kafkars_core::VERSION)?;
     module.add(
         "KafkarsError",
         module.py().get_type::<errors::KafkarsError>(),

@@ -39,6 +39,10 @@ impl DataChunk {
 pub struct Vector(ffi::duckdb_vector);
 
 impl Vector {
+    pub(crate) fn from_raw(raw: ffi::duckdb_vector) -> Self {
+        Self(raw)
+    }
+
     /// Write text (VARCHAR) or bytes (BLOB) into `row`; DuckDB copies them.
     pub fn set_bytes(&self, row: usize, bytes: &[u8]) {
         // SAFETY: the vector is live and `row` < chunk capacity; DuckDB copies `bytes`.

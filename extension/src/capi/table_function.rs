@@ -159,7 +159,10 @@ pub unsafe fn register<T: TableFunction>(connection: ffi::duckdb_connection) -> 
 }
 
 /// Run a callback, turning a panic into an error message so it never unwinds into DuckDB.
-fn guarded<R>(function: &str, body: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
+pub(super) fn guarded<R>(
+    function: &str,
+    body: impl FnOnce() -> Result<R, String>,
+) -> Result<R, String> {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|panic| {
         Err(format!(
             "{function}: internal error (a bug in kafkars, please report it): {}",
