@@ -17,6 +17,9 @@ topics as ``pyarrow.RecordBatch``es::
 
 :func:`plan` resolves topics into ranges (:class:`OffsetRange`) once, :func:`read_range` reads one
 of them anywhere, and :mod:`kafkars.ray` reads a plan as a Ray Dataset.
+
+The ``kafkars`` command (:mod:`kafkars.cli`): ``kafkars shell`` starts the DuckDB CLI with the
+extension loaded, ``kafkars --version`` prints the versions.
 """
 
 from __future__ import annotations
