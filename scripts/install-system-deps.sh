@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Install the Debian packages kafkars needs to build and test: a C toolchain and the headers
-# librdkafka is built against, Java and Maven for the local broker (Maven also fetches the Schema
-# Registry, whose Java 21 comes from PyPI), kcat and curl for the readiness checks. Does nothing
-# when everything is present; needs root (or sudo) otherwise.
+# Install the Debian packages kafkars needs to build and test: a C toolchain for the build
+# scripts and the debug builds of `cargo test` (release builds use zig from the venv; OpenSSL,
+# zlib and zstd are compiled from source, so no -dev packages), binutils' readelf for the
+# packaging tests, Java and Maven for the local broker (Maven also fetches the Schema Registry,
+# whose Java 21 comes from PyPI), kcat and curl for the readiness checks. Does nothing when
+# everything is present; needs root (or sudo) otherwise, and says which packages are missing.
 set -euo pipefail
 
-packages=(build-essential pkg-config cmake libssl-dev zlib1g-dev python3-venv
+packages=(build-essential perl pkg-config cmake python3-venv
           default-jdk-headless maven kcat curl)
 
 missing=()
@@ -29,7 +31,11 @@ fi
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "need root to install: ${missing[*]}" >&2; exit 1; }
+  if ! command -v sudo >/dev/null; then
+    echo "kafkars needs these Debian packages: ${missing[*]}" >&2
+    echo "install them as root: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
   sudo=sudo
 fi
 echo "system packages: installing ${missing[*]}"
