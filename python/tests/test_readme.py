@@ -41,12 +41,70 @@ def with_topic(code: str, topic: str, name: str = "events") -> str:
     return code
 
 
+@pytest.fixture(scope="module")
+def extension_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DuckDB extension directory of the tests' own: the README's INSTALL puts kafkars from
+    dist/repository there, never into the user's ~/.duckdb."""
+    return tmp_path_factory.mktemp("duckdb_extensions")
+
+
+def cli(duckdb_cli: str, extension_directory: Path) -> list[str]:
+    """The DuckDB CLI as the README starts it, with the tests' extension directory."""
+    return [
+        duckdb_cli,
+        "-unsigned",
+        "-bail",
+        "-csv",
+        "-cmd",
+        f"SET extension_directory = '{extension_directory}'",
+    ]
+
+
+# The install block: INSTALL from the repository `make dist` writes, LOAD by name.
+@pytest.mark.cli
+def test_readme_install_in_cli(duckdb_cli: str, extension_directory: Path) -> None:
+    import kafkars
+
+    sql = examples("sql")[0]
+    assert "INSTALL kafkars FROM 'dist/repository'" in sql
+    result = subprocess.run(
+        cli(duckdb_cli, extension_directory),
+        input=sql,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.reader(result.stdout.splitlines()))
+    assert rows == [
+        ["kafka_version()"],
+        [f"{{'kafkars': {kafkars.__version__}, 'librdkafka': {kafkars.librdkafka_version()}}}"],
+    ]
+
+
+@pytest.fixture(scope="module")
+def installed(duckdb_cli: str, extension_directory: Path) -> Path:
+    """The extension directory with kafkars installed from dist/repository."""
+    subprocess.run(
+        cli(duckdb_cli, extension_directory),
+        input="INSTALL kafkars FROM 'dist/repository';",
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    return extension_directory
+
+
 # The README's SQL, fed to the DuckDB CLI from the repository root.
 @pytest.mark.cli
-def test_readme_sql_in_cli(duckdb_cli: str, events: str) -> None:
-    sql = examples("sql")[0]
+def test_readme_sql_in_cli(duckdb_cli: str, installed: Path, events: str) -> None:
+    sql = examples("sql")[1]
+    assert sql.startswith("LOAD kafkars;")
     result = subprocess.run(
-        [duckdb_cli, "-unsigned", "-bail", "-csv"],
+        cli(duckdb_cli, installed),
         input=with_topic(sql, events),
         capture_output=True,
         text=True,
@@ -77,7 +135,9 @@ def test_readme_sql_in_cli(duckdb_cli: str, events: str) -> None:
 # The README's typed-payload query, over Avro orders written by confluent-kafka's
 # AvroSerializer through the test registry.
 @pytest.mark.cli
-def test_readme_avro_sql_in_cli(duckdb_cli: str, topics: TopicFactory, registry) -> None:
+def test_readme_avro_sql_in_cli(
+    duckdb_cli: str, installed: Path, topics: TopicFactory, registry
+) -> None:
     from decimal import Decimal
 
     from scripts.demo_data import ORDER_SCHEMA
@@ -96,12 +156,10 @@ def test_readme_avro_sql_in_cli(duckdb_cli: str, topics: TopicFactory, registry)
     registry.produce_avro(topic, ORDER_SCHEMA, orders[::2], partition=0)
     registry.produce_avro(topic, ORDER_SCHEMA, orders[1::2], partition=1)
     # The SQL blocks run one after the other: the first one loads the extension.
-    sql = "LOAD 'target/release/kafkars.duckdb_extension';\n" + with_topic(
-        examples("sql")[1], topic, name="orders"
-    )
+    sql = "LOAD kafkars;\n" + with_topic(examples("sql")[2], topic, name="orders")
     assert registry.url in sql
     result = subprocess.run(
-        [duckdb_cli, "-unsigned", "-bail", "-csv"],
+        cli(duckdb_cli, installed),
         input=sql,
         capture_output=True,
         text=True,
@@ -120,16 +178,16 @@ def test_readme_avro_sql_in_cli(duckdb_cli: str, topics: TopicFactory, registry)
 
 # The README's plans: a kept plan replayed, an incremental load, a pattern cut into pieces.
 @pytest.mark.cli
-def test_readme_plans_sql_in_cli(duckdb_cli: str, events: str, topics: TopicFactory) -> None:
-    block = examples("sql")[2]
+def test_readme_plans_sql_in_cli(
+    duckdb_cli: str, installed: Path, events: str, topics: TopicFactory
+) -> None:
+    block = examples("sql")[3]
     assert "'^events'" in block
-    sql = "LOAD 'target/release/kafkars.duckdb_extension';\n" + with_topic(
-        block.replace("'^events'", f"'^{events}$'"), events
-    )
+    sql = "LOAD kafkars;\n" + with_topic(block.replace("'^events'", f"'^{events}$'"), events)
 
     def run() -> list[list[str]]:
         result = subprocess.run(
-            [duckdb_cli, "-unsigned", "-bail", "-csv"],
+            cli(duckdb_cli, installed),
             input=sql,
             capture_output=True,
             text=True,
