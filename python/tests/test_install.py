@@ -148,11 +148,10 @@ def test_repository_layout(extension: Path) -> None:
 
 
 def footer_fields(extension: Path) -> list[str]:
-    """The eight 32-byte text fields of DuckDB's extension footer (before the signature)."""
+    """The eight 32-byte text fields of DuckDB's extension footer: the last 512 bytes are
+    those fields, then the 256-byte signature."""
     footer = extension.read_bytes()[-512:]
-    fields = [footer[i * 32 : (i + 1) * 32] for i in range(8)]
-    # Stored last field first.
-    return [field.rstrip(b"\0").decode() for field in reversed(fields)]
+    return [footer[i * 32 : (i + 1) * 32].rstrip(b"\0").decode() for i in range(8)]
 
 
 def test_one_version_everywhere(
@@ -395,3 +394,46 @@ def test_wheel_in_a_fresh_venv_without_toolchain(wheel: Path, events: str, tmp_p
     assert shell.stdout.splitlines() == ["messages", "7"]
     version = run(python, "-m", "kafkars", "--version")
     assert version.stdout.splitlines()[0] == f"kafkars {cargo_version()}"
+
+
+def interpreter(version: str) -> str:
+    """A CPython `version` (e.g. "3.10") of this machine, from pyenv's versions or PATH: the
+    first that runs (a pyenv shim for a version that is not selected exits 127)."""
+    candidates = [
+        str(p) for p in sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python"))
+    ]
+    on_path = shutil.which(f"python{version}")
+    candidates += [on_path] if on_path else []
+    for candidate in candidates:
+        probe = subprocess.run([candidate, "-c", "pass"], capture_output=True, timeout=60)
+        if probe.returncode == 0:
+            return candidate
+    pytest.fail(f"no working CPython {version} on this machine (tried {candidates})")
+
+
+# The abi3 wheel is one file for every CPython from 3.10 on: the oldest and the newest
+# supported both import it, load the extension and scan.
+@pytest.mark.parametrize("version", ["3.10", "3.13"])
+def test_abi3_wheel_on_cpython(version: str, wheel: Path, events: str, tmp_path: Path) -> None:
+    environment = tmp_path / "venv"
+    subprocess.run([interpreter(version), "-m", "venv", str(environment)], check=True, timeout=120)
+    python = environment / "bin" / "python"
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert install.returncode == 0, install.stderr
+    script = (
+        "import sys, kafkars\n"
+        "con = kafkars.connect()\n"
+        f"n = con.sql(\"SELECT count(*) FROM kafka_scan('{events}', brokers := '{BROKERS}')\")\n"
+        "print(sys.version_info[:2], n.fetchall()[0][0])\n"
+    )
+    result = subprocess.run(
+        [python, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    major, minor = version.split(".")
+    assert result.stdout.strip() == f"({major}, {minor}) 7"

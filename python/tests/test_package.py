@@ -33,6 +33,7 @@ def test_connect_loads_the_extension(con: duckdb.DuckDBPyConnection) -> None:
         ("kafka_partitions",),
         ("kafka_scan",),
         ("kafka_topics",),
+        ("kafka_version",),
         ("kafkars_arrow_ipc",),
     ]
     [(size,)] = con.sql("SELECT current_setting('streaming_buffer_size')").fetchall()
