@@ -343,13 +343,15 @@ def test_wheel_in_a_fresh_venv_without_toolchain(wheel: Path, events: str, tmp_p
     env.pop("VIRTUAL_ENV", None)
     env.pop("KAFKARS_EXTENSION_PATH", None)
 
-    def run(*command: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        *command: str | Path, check: bool = True, path: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [str(part) for part in command],
             capture_output=True,
             text=True,
             timeout=600,
-            env=env,
+            env={**env, "PATH": path} if path else env,
             cwd=tmp_path,
         )
         if check:
@@ -375,6 +377,23 @@ def test_wheel_in_a_fresh_venv_without_toolchain(wheel: Path, events: str, tmp_p
     assert shell.returncode == 2
     assert "pip install 'kafkars[cli]'" in shell.stderr
 
+    # A duckdb executable on PATH (here the 1.5.6 binary the duckdb-cli package ships) does.
+    import duckdb_cli
+
+    on_path = tmp_path / "bin"
+    on_path.mkdir()
+    (on_path / "duckdb").symlink_to(Path(duckdb_cli.__file__).with_name("duckdb"))
+    count_sql = f"SELECT count(*) AS messages FROM kafka_scan('{events}', brokers := '{BROKERS}')"
+    shell = run(
+        environment / "bin" / "kafkars",
+        "shell",
+        "-csv",
+        "-c",
+        count_sql,
+        path=f"{env['PATH']}{os.pathsep}{on_path}",
+    )
+    assert shell.stdout.splitlines() == ["messages", "7"]
+
     run(
         python,
         "-m",
@@ -384,13 +403,12 @@ def test_wheel_in_a_fresh_venv_without_toolchain(wheel: Path, events: str, tmp_p
         f"kafkars[cli] @ {wheel.as_uri()}",
         "duckdb-cli==1.5.6",
     )
-    shell = run(
-        environment / "bin" / "kafkars",
-        "shell",
-        "-csv",
-        "-c",
-        f"SELECT count(*) AS messages FROM kafka_scan('{events}', brokers := '{BROKERS}')",
+    # The extra's CLI comes first.
+    assert (
+        run(python, "-c", "from kafkars.cli import shell_command as c; print(c([])[1:3])").stdout
+        == "['-m', 'duckdb_cli']\n"
     )
+    shell = run(environment / "bin" / "kafkars", "shell", "-csv", "-c", count_sql)
     assert shell.stdout.splitlines() == ["messages", "7"]
     version = run(python, "-m", "kafkars", "--version")
     assert version.stdout.splitlines()[0] == f"kafkars {cargo_version()}"
