@@ -27,22 +27,9 @@ class RawConsumerManager:
         idle_timeout_ms: int,
         timeout_ms: int,
         metadata_refresh_ms: int,
-        *,
-        value_format: str | None = None,
-        key_format: str | None = None,
-        schema_registry: str | None = None,
-        schema_registry_config: list[tuple[str, str]] | None = None,
-        value_schema: str | None = None,
-        key_schema: str | None = None,
-        value_message: str | None = None,
-        key_message: str | None = None,
-        value_subject: str | None = None,
-        key_subject: str | None = None,
-        value_schema_id: int | None = None,
-        key_schema_id: int | None = None,
-        on_error: str | None = None,
-        json_sample_size: int | None = None,
-    ) -> None: ...
+        decoding: dict[str, Any],
+    ) -> None:
+        """``decoding``: the dict of ``kafkars.manager.decoding_arguments``."""
     def poll(self, timeout_ms: int) -> tuple[object, object]:
         """Arrow C data interface capsules ``(schema, array)`` of a struct array."""
     def is_live(self) -> bool: ...
@@ -73,22 +60,9 @@ class RawRangeReader:
         batch_size: int,
         max_buffer_bytes: int,
         timeout_ms: int,
-        *,
-        value_format: str | None = None,
-        key_format: str | None = None,
-        schema_registry: str | None = None,
-        schema_registry_config: list[tuple[str, str]] | None = None,
-        value_schema: str | None = None,
-        key_schema: str | None = None,
-        value_message: str | None = None,
-        key_message: str | None = None,
-        value_subject: str | None = None,
-        key_subject: str | None = None,
-        value_schema_id: int | None = None,
-        key_schema_id: int | None = None,
-        on_error: str | None = None,
-        json_sample_size: int | None = None,
-    ) -> None: ...
+        decoding: dict[str, Any],
+    ) -> None:
+        """``decoding``: the dict of ``kafkars.manager.decoding_arguments``."""
     def next_batch(self) -> tuple[object, object] | None:
         """Arrow C data interface capsules ``(schema, array)``, or None once the range is read."""
     def schema(self) -> object:

@@ -252,7 +252,7 @@ class ConsumerManager:
             _milliseconds("idle_timeout_ms", idle_timeout_ms),
             _positive("timeout_ms", timeout_ms, MAX_TIMEOUT_MS),
             _positive("metadata_refresh_ms", metadata_refresh_ms),
-            **decoding_arguments(
+            decoding_arguments(
                 value_format=value_format,
                 key_format=key_format,
                 schema_registry=schema_registry,
@@ -350,7 +350,7 @@ def decoding_arguments(
     json_sample_size: object,
 ) -> dict[str, Any]:
     """The decoding keywords (see :class:`ConsumerManager`) checked and converted for the
-    compiled readers.
+    compiled readers, which take them as this one dict.
 
     Raises:
         TypeError: for a keyword of the wrong type.

@@ -269,7 +269,7 @@ def read_range(
         _positive("batch_size", batch_size),
         _positive("max_buffer_bytes", max_buffer_bytes),
         _positive("timeout_ms", timeout_ms, MAX_TIMEOUT_MS),
-        **decoding_arguments(
+        decoding_arguments(
             value_format=value_format,
             key_format=key_format,
             schema_registry=schema_registry,

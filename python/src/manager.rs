@@ -8,17 +8,17 @@ use std::time::{Duration, Instant};
 use arrow_array::ffi::FFI_ArrowArray;
 use arrow_array::{Array, StructArray};
 use arrow_schema::ffi::FFI_ArrowSchema;
-use kafkars_core::{
-    batch, ClientSettings, DecodeParameters, Fields, PartitionRange, PayloadDecoders, Record, Scan,
-    ScanOptions,
-};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use kafkars_core::{batch, Fields, PartitionRange, PayloadDecoders, Record, Scan, ScanOptions};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict};
 
 use crate::errors::to_py;
 use crate::selection::SourceTopicArgs;
-use crate::shared::{open_interruptibly, SIGNAL_CHECK_INTERVAL};
+use crate::shared::{
+    client_settings, open_interruptibly, positive_batch_size, DecodingArguments,
+    SIGNAL_CHECK_INTERVAL,
+};
 
 /// A follow-mode scan over several topics, each with its own start policy.
 #[pyclass(module = "kafkars._internal")]
@@ -38,16 +38,13 @@ pub struct RawConsumerManager {
 
 #[pymethods]
 impl RawConsumerManager {
-    /// `topics`: see [`SourceTopicArgs`].
+    /// `topics`: see [`SourceTopicArgs`]; `decoding`: see [`DecodingArguments`].
     #[new]
     // One argument per keyword of the Python constructor.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (
         config, topics, cutoff_ms, batch_size, max_buffer_bytes, idle_timeout_ms, timeout_ms,
-        metadata_refresh_ms, *, value_format=None, key_format=None, schema_registry=None,
-        schema_registry_config=None, value_schema=None, key_schema=None, value_message=None,
-        key_message=None, value_subject=None, key_subject=None, value_schema_id=None,
-        key_schema_id=None, on_error=None, json_sample_size=None
+        metadata_refresh_ms, decoding
     ))]
     fn new(
         py: Python<'_>,
@@ -59,49 +56,11 @@ impl RawConsumerManager {
         idle_timeout_ms: u64,
         timeout_ms: u64,
         metadata_refresh_ms: u64,
-        value_format: Option<String>,
-        key_format: Option<String>,
-        schema_registry: Option<String>,
-        schema_registry_config: Option<Vec<(String, String)>>,
-        value_schema: Option<String>,
-        key_schema: Option<String>,
-        value_message: Option<String>,
-        key_message: Option<String>,
-        value_subject: Option<String>,
-        key_subject: Option<String>,
-        value_schema_id: Option<i64>,
-        key_schema_id: Option<i64>,
-        on_error: Option<String>,
-        json_sample_size: Option<i64>,
+        decoding: DecodingArguments,
     ) -> PyResult<Self> {
-        if batch_size == 0 {
-            return Err(PyValueError::new_err(
-                "invalid batch_size: expected a positive number of rows, found 0",
-            ));
-        }
-        let settings = ClientSettings::builder()
-            .properties(config)
-            .timeout(Duration::from_millis(timeout_ms))
-            .build()
-            .map_err(to_py)?;
-        let decoding = DecodeParameters {
-            value_format,
-            key_format,
-            schema_registry,
-            schema_registry_config: schema_registry_config.unwrap_or_default(),
-            value_schema,
-            key_schema,
-            value_message,
-            key_message,
-            value_subject,
-            key_subject,
-            value_schema_id,
-            key_schema_id,
-            on_error,
-            json_sample_size,
-        }
-        .into_spec(Some(settings.timeout()))
-        .map_err(to_py)?;
+        let batch_size = positive_batch_size(batch_size)?;
+        let settings = client_settings(config, timeout_ms)?;
+        let decoding = decoding.into_spec(&settings)?;
         let selection =
             crate::selection::scan_selection(&settings, topics, Some(cutoff_ms)).map_err(to_py)?;
         let options = ScanOptions {

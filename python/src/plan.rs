@@ -9,17 +9,18 @@ use std::time::Instant;
 use arrow_schema::ffi::FFI_ArrowSchema;
 use kafkars_core::batch::{self, Column};
 use kafkars_core::{
-    default_split_size, plan_scan, split_ranges, DecodeParameters, PartitionRange, PayloadDecoders,
-    Record, Scan, ScanOptions, ScanSelection, DEFAULT_IDLE_TIMEOUT,
+    default_split_size, plan_scan, split_ranges, PartitionRange, PayloadDecoders, Record, Scan,
+    ScanOptions, ScanSelection, DEFAULT_IDLE_TIMEOUT,
 };
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 
 use crate::errors::to_py;
 use crate::selection::{scan_selection, SourceTopicArgs};
 use crate::shared::{
-    capsules, client_settings, export_batch, run_interruptibly, SIGNAL_CHECK_INTERVAL,
+    capsules, client_settings, export_batch, positive_batch_size, run_interruptibly,
+    DecodingArguments, SIGNAL_CHECK_INTERVAL,
 };
 
 /// One range as Python sees it: `(topic, partition, start, stop)`.
@@ -76,16 +77,14 @@ pub struct RawRangeReader {
 
 #[pymethods]
 impl RawRangeReader {
-    /// `columns`: names out of the batch schema, `None` for all of them.
+    /// `columns`: names out of the batch schema, `None` for all of them; `decoding`: see
+    /// [`DecodingArguments`].
     #[new]
     // One argument per keyword of `kafkars.read_range`.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (
         config, topic, partition, start, stop, columns, batch_size, max_buffer_bytes, timeout_ms,
-        *, value_format=None, key_format=None, schema_registry=None,
-        schema_registry_config=None, value_schema=None, key_schema=None, value_message=None,
-        key_message=None, value_subject=None, key_subject=None, value_schema_id=None,
-        key_schema_id=None, on_error=None, json_sample_size=None
+        decoding
     ))]
     fn new(
         py: Python<'_>,
@@ -98,45 +97,11 @@ impl RawRangeReader {
         batch_size: usize,
         max_buffer_bytes: usize,
         timeout_ms: u64,
-        value_format: Option<String>,
-        key_format: Option<String>,
-        schema_registry: Option<String>,
-        schema_registry_config: Option<Vec<(String, String)>>,
-        value_schema: Option<String>,
-        key_schema: Option<String>,
-        value_message: Option<String>,
-        key_message: Option<String>,
-        value_subject: Option<String>,
-        key_subject: Option<String>,
-        value_schema_id: Option<i64>,
-        key_schema_id: Option<i64>,
-        on_error: Option<String>,
-        json_sample_size: Option<i64>,
+        decoding: DecodingArguments,
     ) -> PyResult<Self> {
-        if batch_size == 0 {
-            return Err(PyValueError::new_err(
-                "invalid batch_size: expected a positive number of rows, found 0",
-            ));
-        }
+        let batch_size = positive_batch_size(batch_size)?;
         let settings = client_settings(config, timeout_ms)?;
-        let decoding = DecodeParameters {
-            value_format,
-            key_format,
-            schema_registry,
-            schema_registry_config: schema_registry_config.unwrap_or_default(),
-            value_schema,
-            key_schema,
-            value_message,
-            key_message,
-            value_subject,
-            key_subject,
-            value_schema_id,
-            key_schema_id,
-            on_error,
-            json_sample_size,
-        }
-        .into_spec(Some(settings.timeout()))
-        .map_err(to_py)?;
+        let decoding = decoding.into_spec(&settings)?;
         // An explicit plan of one range: opening checks it against the log (a start that
         // retention deleted, a stop past the end, an unknown topic or partition) and reads
         // exactly it.

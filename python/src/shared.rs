@@ -1,5 +1,5 @@
 //! What the bindings share: opening a scan without holding the GIL, client settings from a
-//! Python `config` dict, and handing Arrow batches to Python.
+//! Python `config` dict, the decoding keywords, and handing Arrow batches to Python.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -8,8 +8,10 @@ use std::time::Duration;
 use arrow_array::ffi::FFI_ArrowArray;
 use arrow_array::{Array, RecordBatch, StructArray};
 use arrow_schema::ffi::FFI_ArrowSchema;
-use kafkars_core::{ClientSettings, DecodeSpec, PayloadDecoders, Scan, ScanOptions, ScanSelection};
-use pyo3::exceptions::PyRuntimeError;
+use kafkars_core::{
+    ClientSettings, DecodeParameters, DecodeSpec, PayloadDecoders, Scan, ScanOptions, ScanSelection,
+};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 
@@ -82,6 +84,62 @@ pub(crate) fn client_settings(
         .timeout(Duration::from_millis(timeout_ms))
         .build()
         .map_err(to_py)
+}
+
+/// A positive `batch_size` (rows), or the error that names it.
+pub(crate) fn positive_batch_size(batch_size: usize) -> PyResult<usize> {
+    if batch_size == 0 {
+        return Err(PyValueError::new_err(
+            "invalid batch_size: expected a positive number of rows, found 0",
+        ));
+    }
+    Ok(batch_size)
+}
+
+/// The decoding keywords, as one dict: what `kafkars.manager.decoding_arguments` returns, its
+/// keys the fields of [`DecodeParameters`]. The Python package checks their types; the
+/// engine checks their meaning in [`DecodingArguments::into_spec`].
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub(crate) struct DecodingArguments {
+    value_format: Option<String>,
+    key_format: Option<String>,
+    schema_registry: Option<String>,
+    schema_registry_config: Option<Vec<(String, String)>>,
+    value_schema: Option<String>,
+    key_schema: Option<String>,
+    value_message: Option<String>,
+    key_message: Option<String>,
+    value_subject: Option<String>,
+    key_subject: Option<String>,
+    value_schema_id: Option<i64>,
+    key_schema_id: Option<i64>,
+    on_error: Option<String>,
+    json_sample_size: Option<i64>,
+}
+
+impl DecodingArguments {
+    /// The checked decoding of a read whose registry requests wait up to `settings`' timeout.
+    pub(crate) fn into_spec(self, settings: &ClientSettings) -> PyResult<DecodeSpec> {
+        DecodeParameters {
+            value_format: self.value_format,
+            key_format: self.key_format,
+            schema_registry: self.schema_registry,
+            schema_registry_config: self.schema_registry_config.unwrap_or_default(),
+            value_schema: self.value_schema,
+            key_schema: self.key_schema,
+            value_message: self.value_message,
+            key_message: self.key_message,
+            value_subject: self.value_subject,
+            key_subject: self.key_subject,
+            value_schema_id: self.value_schema_id,
+            key_schema_id: self.key_schema_id,
+            on_error: self.on_error,
+            json_sample_size: self.json_sample_size,
+        }
+        .into_spec(Some(settings.timeout()))
+        .map_err(to_py)
+    }
 }
 
 /// A batch in the Arrow C data interface, ready for [`capsules`]. Runs without the GIL.
