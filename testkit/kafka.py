@@ -140,6 +140,15 @@ class TopicFactory:
         self.produce(name, messages, producer_config=producer_config)
         return name
 
+    def delete_records(
+        self, topic: str, partition: int, before: int, timeout: float = 30.0
+    ) -> None:
+        """Delete the records of ``partition`` below offset ``before``, as retention would: the
+        log then starts at ``before``."""
+        deleted = self.admin.delete_records([TopicPartition(topic, partition, before)])
+        for future in deleted.values():
+            future.result(timeout=timeout)
+
     def add_partitions(self, topic: str, total: int, timeout: float = 30.0) -> None:
         """Grow ``topic`` to ``total`` partitions (Kafka's CreatePartitions), and wait until
         the cluster's metadata lists them all with a leader, so that producing to the new

@@ -7,7 +7,6 @@ missing.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import http.server
@@ -27,6 +26,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from testkit.cli import cli_rows
 from testkit.kafka import BASE_TIMESTAMP_MS, BROKERS, Message, TopicFactory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,8 +130,9 @@ def test_extension_and_module_need_only_glibc(wheel: Path, extension: Path, tmp_
     module = next(tmp_path.glob("kafkars/_internal*.so"))
     packaged = tmp_path / "kafkars" / "kafkars.duckdb_extension"
     for path in (extension, packaged, module):
-        assert needed(path) <= ALLOWED_NEEDED, (path.name, needed(path) - ALLOWED_NEEDED)
-        assert "libc.so.6" in needed(path)
+        entries = needed(path)
+        assert entries <= ALLOWED_NEEDED, (path.name, entries - ALLOWED_NEEDED)
+        assert "libc.so.6" in entries
     # The wheel carries the very file the repository serves.
     assert sha256(packaged.read_bytes()) == sha256(extension.read_bytes())
 
@@ -181,23 +182,7 @@ def cli_install_and_scan(duckdb_cli: str, repository: str, topic: str, tmp_path:
         SELECT count(*) AS messages, string_agg(decode(value), ',' ORDER BY timestamp) AS v
         FROM kafka_scan('{topic}', brokers := '{BROKERS}');
     """
-    result = subprocess.run(
-        [
-            duckdb_cli,
-            "-unsigned",
-            "-bail",
-            "-csv",
-            "-cmd",
-            f"SET extension_directory = '{tmp_path}'",
-        ],
-        input=sql,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-    )
-    assert result.returncode == 0, result.stderr
-    return list(csv.reader(result.stdout.splitlines()))
+    return cli_rows(duckdb_cli, sql, extension_directory=tmp_path, cwd=REPO, timeout=120)
 
 
 EXPECTED_VALUES = ",".join(f"v{i}" for i in range(7))

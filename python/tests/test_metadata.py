@@ -63,12 +63,8 @@ def test_partitions_high_watermark_includes_transaction_markers(
 def test_partitions_low_watermark_after_delete_records(
     con: duckdb.DuckDBPyConnection, topics: TopicFactory, brokers: str
 ) -> None:
-    from confluent_kafka import TopicPartition
-
     topic = topics.create("trimmed", partitions=1, messages=round_robin(5, 1))
-    futures = topics.admin.delete_records([TopicPartition(topic, 0, 2)])
-    for future in futures.values():
-        future.result(timeout=30)
+    topics.delete_records(topic, 0, 2)
     rows = con.execute(
         "SELECT low_watermark, high_watermark FROM kafka_partitions(?, brokers := ?)",
         [topic, brokers],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from scripts.readme_examples import examples
+from testkit.cli import cli_rows
 from testkit.kafka import BASE_TIMESTAMP_MS, Message, TopicFactory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,18 +48,6 @@ def extension_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("duckdb_extensions")
 
 
-def cli(duckdb_cli: str, extension_directory: Path) -> list[str]:
-    """The DuckDB CLI as the README starts it, with the tests' extension directory."""
-    return [
-        duckdb_cli,
-        "-unsigned",
-        "-bail",
-        "-csv",
-        "-cmd",
-        f"SET extension_directory = '{extension_directory}'",
-    ]
-
-
 # The install block: INSTALL from the repository `make dist` writes, LOAD by name.
 @pytest.mark.cli
 def test_readme_install_in_cli(duckdb_cli: str, extension_directory: Path) -> None:
@@ -67,16 +55,7 @@ def test_readme_install_in_cli(duckdb_cli: str, extension_directory: Path) -> No
 
     sql = examples("sql")[0]
     assert "INSTALL kafkars FROM 'dist/repository'" in sql
-    result = subprocess.run(
-        cli(duckdb_cli, extension_directory),
-        input=sql,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
-    assert result.returncode == 0, result.stderr
-    rows = list(csv.reader(result.stdout.splitlines()))
+    rows = cli_rows(duckdb_cli, sql, extension_directory=extension_directory, cwd=REPO)
     assert rows == [
         ["kafka_version()"],
         [f"{{'kafkars': {kafkars.__version__}, 'librdkafka': {kafkars.librdkafka_version()}}}"],
@@ -86,15 +65,8 @@ def test_readme_install_in_cli(duckdb_cli: str, extension_directory: Path) -> No
 @pytest.fixture(scope="module")
 def installed(duckdb_cli: str, extension_directory: Path) -> Path:
     """The extension directory with kafkars installed from dist/repository."""
-    subprocess.run(
-        cli(duckdb_cli, extension_directory),
-        input="INSTALL kafkars FROM 'dist/repository';",
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
+    install = "INSTALL kafkars FROM 'dist/repository';"
+    cli_rows(duckdb_cli, install, extension_directory=extension_directory, cwd=REPO)
     return extension_directory
 
 
@@ -103,16 +75,7 @@ def installed(duckdb_cli: str, extension_directory: Path) -> Path:
 def test_readme_sql_in_cli(duckdb_cli: str, installed: Path, events: str) -> None:
     sql = examples("sql")[1]
     assert sql.startswith("LOAD kafkars;")
-    result = subprocess.run(
-        cli(duckdb_cli, installed),
-        input=with_topic(sql, events),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
-    assert result.returncode == 0, result.stderr
-    rows = list(csv.reader(result.stdout.splitlines()))
+    rows = cli_rows(duckdb_cli, with_topic(sql, events), extension_directory=installed, cwd=REPO)
     assert rows[0] == ["partition", "offset", "timestamp", "key", "value"]
     assert rows[1] == [
         "0",
@@ -158,16 +121,7 @@ def test_readme_avro_sql_in_cli(
     # The SQL blocks run one after the other: the first one loads the extension.
     sql = "LOAD kafkars;\n" + with_topic(examples("sql")[2], topic, name="orders")
     assert registry.url in sql
-    result = subprocess.run(
-        cli(duckdb_cli, installed),
-        input=sql,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
-    assert result.returncode == 0, result.stderr
-    rows = list(csv.reader(result.stdout.splitlines()))
+    rows = cli_rows(duckdb_cli, sql, extension_directory=installed, cwd=REPO)
     assert rows == [
         ["user", "spent", "orders"],
         ["user-01", "30.00", "2"],
@@ -186,16 +140,7 @@ def test_readme_plans_sql_in_cli(
     sql = "LOAD kafkars;\n" + with_topic(block.replace("'^events'", f"'^{events}$'"), events)
 
     def run() -> list[list[str]]:
-        result = subprocess.run(
-            cli(duckdb_cli, installed),
-            input=sql,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=REPO,
-        )
-        assert result.returncode == 0, result.stderr
-        return list(csv.reader(result.stdout.splitlines()))
+        return cli_rows(duckdb_cli, sql, extension_directory=installed, cwd=REPO)
 
     rows = run()
     # 9 events: replayed, loaded once, and 3 partitions of 3 offsets, in pieces of 200 at most.

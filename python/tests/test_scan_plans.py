@@ -9,7 +9,6 @@ import uuid
 
 import duckdb
 import pytest
-from confluent_kafka import TopicPartition
 
 from kafkars import ConsumerManager, SourceTopic
 from testkit.kafka import BASE_TIMESTAMP_MS, Message, TopicFactory, round_robin
@@ -123,9 +122,7 @@ def test_start_below_the_log_start_fails_or_skips(
 ) -> None:
     topic = topics.create("retention", partitions=1, messages=round_robin(10, 1))
     # What retention does, made to happen now: the log starts at offset 6.
-    deleted = topics.admin.delete_records([TopicPartition(topic, 0, 6)])
-    for future in deleted.values():
-        future.result(timeout=30)
+    topics.delete_records(topic, 0, 6)
 
     with pytest.raises(duckdb.InvalidInputException) as raised:
         con.execute(
