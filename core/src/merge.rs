@@ -256,6 +256,22 @@ mod tests {
         run_with(merge(partitions.len()), partitions, schedule, pop_every)
     }
 
+    /// Push partition `p`'s next item, if any is left, and finish `p` once all are delivered.
+    fn deliver_next(
+        merge: &mut TestMerge,
+        partitions: &[Vec<Item>],
+        delivered: &mut [usize],
+        p: usize,
+    ) {
+        if delivered[p] < partitions[p].len() {
+            merge.push(p, partitions[p][delivered[p]]);
+            delivered[p] += 1;
+        }
+        if delivered[p] == partitions[p].len() {
+            merge.finish(p);
+        }
+    }
+
     fn run_with(
         mut merge: TestMerge,
         partitions: &[Vec<Item>],
@@ -272,13 +288,7 @@ mod tests {
             .chain((0..).map(|i| i % partitions.len()));
         while !merge.is_done() {
             let p = schedule.next().unwrap_or(0) % partitions.len();
-            if delivered[p] < partitions[p].len() {
-                merge.push(p, partitions[p][delivered[p]]);
-                delivered[p] += 1;
-            }
-            if delivered[p] == partitions[p].len() {
-                merge.finish(p);
-            }
+            deliver_next(&mut merge, partitions, &mut delivered, p);
             step += 1;
             let all_delivered = delivered.iter().zip(partitions).all(|(d, p)| *d == p.len());
             if step % pop_every == 0 || all_delivered {
@@ -466,13 +476,7 @@ mod tests {
                     added = Some(source);
                 }
                 let p = schedule.next().unwrap_or(0) % partitions.len();
-                if delivered[p] < partitions[p].len() {
-                    merge.push(p, partitions[p][delivered[p]]);
-                    delivered[p] += 1;
-                }
-                if delivered[p] == partitions[p].len() {
-                    merge.finish(p);
-                }
+                deliver_next(&mut merge, &partitions, &mut delivered, p);
                 while let Some(released) = merge.pop() {
                     out.push(released);
                 }
