@@ -47,13 +47,21 @@ pub struct BudgetSplit {
     pub partition_fetch_bytes: usize,
     /// `fetch.max.bytes` (and `message.max.bytes`, which librdkafka requires not to exceed it).
     pub fetch_bytes: usize,
+    /// The most bytes (as records are charged) one call of [`crate::Scan::next_records`]
+    /// returns: a caller's output batch, built from those records, is in the budget too.
+    pub output_bytes: usize,
 }
+
+/// The most bytes one output batch may hold: well below the 2 GiB that a column with Arrow's
+/// 32-bit offsets can address.
+const MAX_OUTPUT_BYTES: usize = 1 << 30;
 
 impl BudgetSplit {
     /// Split `max_buffer_bytes` for `partitions` partitions: a quarter for our buffers, an
     /// eighth (up to a half, to hold one record batch per partition) for librdkafka's
-    /// per-partition queues, and fetch responses of a 64th. The rest is headroom for what
-    /// cannot be counted exactly.
+    /// per-partition queues, fetch responses of a 64th, and a 16th for the records one call
+    /// returns (held twice while the caller copies them into its output batch). The rest is
+    /// headroom for what cannot be counted exactly.
     ///
     /// A fetched message keeps its whole fetch response alive until it is released, and a
     /// response holds data of every partition: a slow partition's few buffered messages pin
@@ -75,6 +83,7 @@ impl BudgetSplit {
             partition_fetch_bytes: (fetch_bytes / partitions)
                 .clamp(MIN_FETCH_BYTES, MAX_PARTITION_FETCH_BYTES),
             fetch_bytes,
+            output_bytes: (max_buffer_bytes / 16).min(MAX_OUTPUT_BYTES),
         }
     }
 }
@@ -88,6 +97,10 @@ pub(crate) enum Polled {
     PastStop(Record),
     /// The partition reached its stop offset without a message to show for it.
     Done,
+    /// The fetcher reached the end of the partition's log, the high watermark (or, under
+    /// `read_committed`, the last stable offset) of its last fetch, with every message before
+    /// it delivered. librdkafka reports each end once, until more arrives.
+    End,
 }
 
 /// How many messages one batch call may take from a partition queue.
@@ -503,6 +516,8 @@ impl Fetcher {
                 Fetched::End(offset) => {
                     if bounded && offset >= range.stop {
                         sink.push(Polled::Done);
+                    } else {
+                        sink.push(Polled::End);
                     }
                 }
                 Fetched::Failed(code, reason) => {
@@ -545,6 +560,10 @@ fn split_queue(
     })
 }
 
+/// Kafka's timestamp of a record that has none (`RecordBatch.NO_TIMESTAMP` in the Kafka
+/// protocol's record batch format).
+const NO_TIMESTAMP: i64 = -1;
+
 /// A message out of a partition queue: a record, the end of the partition, or an error.
 enum Fetched {
     Record(Record),
@@ -561,6 +580,10 @@ fn classify(source: usize, message: KafkaMessage, fields: Fields) -> Fetched {
             // SAFETY: the message is live.
             let timestamp = unsafe { rdsys::rd_kafka_message_timestamp(raw, &mut kind) };
             let (timestamp_ms, timestamp_type) = match kind {
+                // -1 is Kafka's "no timestamp" (`RecordBatch.NO_TIMESTAMP`): a producer that
+                // set none writes it into a v2 batch, and librdkafka reports it as a
+                // CreateTime of -1. Shown as a time it would read 1969-12-31 23:59:59.999.
+                _ if timestamp == NO_TIMESTAMP => (None, None),
                 rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_CREATE_TIME => {
                     (Some(timestamp), Some(TimestampType::CreateTime))
                 }
@@ -634,6 +657,9 @@ mod tests {
         assert_eq!(split.queue_kbytes, 4 * 1024);
         assert_eq!(split.fetch_bytes, 4 * 1_048_576);
         assert_eq!(split.partition_fetch_bytes, 512 * 1024);
+        assert_eq!(split.output_bytes, 16 * 1_048_576);
+        // Output batches stay far below what Arrow's 32-bit offsets address.
+        assert_eq!(BudgetSplit::new(64 << 30, 8).output_bytes, 1 << 30);
 
         // A tiny budget with many partitions still gives librdkafka legal values.
         let split = BudgetSplit::new(1_048_576, 1000);

@@ -6,9 +6,18 @@
 //! A bounded scan ends when every partition has reached its stop. In follow mode the replay
 //! of `[start, stop)` comes first, in strict order, exactly as a bounded scan returns it;
 //! messages at or past a partition's stop wait in librdkafka's queue until the whole replay
-//! has been returned. Then the scan is *live* ([`Scan::is_live`]): every partition keeps
-//! delivering what arrives, still merged by timestamp, except that a partition silent for the
-//! idle timeout stops holding the others back, so live order is best effort.
+//! has been returned. The replay is defined by offsets, not timestamps: it is every message
+//! before each partition's stop offset. A message stamped before a `cutoff` but written after
+//! a later-stamped one of its partition lies past the stop, and comes after the replay.
+//!
+//! Then the scan is *live* ([`Scan::is_live`]): every partition keeps delivering what
+//! arrives, still merged by timestamp while every partition has messages waiting. A partition
+//! that has reached the end of its log (the high watermark the broker reported with its last
+//! fetch) and has nothing buffered has nothing to say: it stops holding the others back at
+//! once, and joins the merge again with its next message. A partition that has not reached
+//! its end but delivers nothing (a broker that does not answer) stops holding them back after
+//! the idle timeout. Live order is therefore best effort: a message that arrives at a
+//! partition after the others' later-stamped messages were released comes after them.
 //!
 //! # Partitions added while following
 //!
@@ -89,7 +98,8 @@ pub struct ScanOptions {
     pub fields: Fields,
     /// Keep reading after the stop offsets (follow mode).
     pub follow: bool,
-    /// Follow mode, once live: how long a silent partition may hold the merge back.
+    /// Follow mode, once live: how long a partition that delivers nothing, without having
+    /// reached the end of its log, may hold the merge back (one at its end never does).
     pub idle_timeout: Duration,
     /// Merge the partitions by timestamp (the default). Without, rows come as they arrive and
     /// only each partition's offset order holds.
@@ -181,12 +191,17 @@ pub struct Scan {
     buffered: Vec<usize>,
     buffered_total: usize,
     buffer_budget: usize,
+    /// The most bytes one `next_records` call returns (see [`BudgetSplit::output_bytes`]).
+    output_budget: usize,
     /// Per source: the offset after the last message returned.
     positions: Vec<i64>,
     /// Per source: left unread in the last fill round to stay within budget.
     throttled: Vec<bool>,
     /// Per source: when it last delivered something (follow mode's idle timeout).
     last_heard: Vec<Instant>,
+    /// Per source: the fetcher reached the end of its log and nothing arrived since; once
+    /// live, such a partition does not hold the merge back while it has nothing buffered.
+    at_end: Vec<bool>,
     /// When a message (or the end of a partition) last arrived.
     last_progress: Instant,
     /// When the topics were last checked for deletion.
@@ -283,6 +298,7 @@ impl Scan {
             positions: ranges.iter().map(|r| r.start).collect(),
             throttled: vec![false; ranges.len()],
             last_heard: vec![now; ranges.len()],
+            at_end: vec![false; ranges.len()],
             stash: (0..ranges.len()).map(|_| VecDeque::new()).collect(),
             polled: Vec::with_capacity(MAX_BATCH),
             record_bytes: FIRST_RECORD_BYTES_GUESS,
@@ -292,20 +308,25 @@ impl Scan {
             live: false,
             buffered_total: 0,
             buffer_budget: budget.buffers,
+            output_budget: budget.output_bytes,
             last_progress: now,
             last_deletion_check: now,
             watch: Watch::default(),
             last_refresh: now,
         };
-        scan.go_live_if_replayed();
+        scan.go_live_if_replayed()?;
         Ok(scan)
     }
 
     /// Follow mode: once the replay merge has released everything, switch to the live merge,
-    /// seeded with the messages that revealed each partition's stop.
-    fn go_live_if_replayed(&mut self) {
+    /// seeded with the messages that revealed each partition's stop. Returns whether it
+    /// switched now.
+    ///
+    /// # Errors
+    /// A fetch error of the partitions looked at again (see below).
+    fn go_live_if_replayed(&mut self) -> Result<bool> {
         if !self.options.follow || self.live || !self.merge.is_done() {
-            return;
+            return Ok(false);
         }
         self.live = true;
         self.merge = new_merge(self.ranges.len(), self.options.ordered);
@@ -317,6 +338,18 @@ impl Scan {
                 self.merge.push(source, record);
             }
         }
+        for source in 0..self.ranges.len() {
+            if self.at_end[source] && self.merge.buffered(source) == 0 {
+                // Its end was reached during the replay, whose merge then stopped reading it:
+                // what arrived since waits in its queue. One look tells whether it is still
+                // at its end or has a message to merge.
+                self.receive(source, 1)?;
+                if self.at_end[source] {
+                    self.merge.suspend(source);
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// Follow mode: from now on, also read the partitions `watch` finds that this scan does
@@ -378,9 +411,14 @@ impl Scan {
     }
 
     /// Append up to `max` more rows, in order, to `out`. Returns once `out` holds `max` more
-    /// rows, once the scan is done, once at least one row was added and no more is ready, or
+    /// rows or rows of [`BudgetSplit::output_bytes`] (a 16th of `max_buffer_bytes`: the
+    /// caller's output is in the budget too), once the scan is done, once at least one row was added and no more is ready, or
     /// when `deadline` passes (possibly with no row). Without a deadline a call adds no row
     /// only when the scan is done.
+    ///
+    /// In follow mode a call never adds replay rows and live rows together: the call that
+    /// adds the last rows before the stop offsets returns with them, and [`Scan::is_live`] is
+    /// true from then on.
     ///
     /// # Errors
     /// A fetch error, or [`Error::Stalled`] when, before the scan is live, a partition the
@@ -393,21 +431,32 @@ impl Scan {
     ) -> Result<()> {
         let before = out.len();
         let wanted = before + max;
+        let mut output_bytes = 0;
         let mut expired = false;
         loop {
-            while out.len() < wanted {
+            while out.len() < wanted && output_bytes < self.output_budget {
                 let Some((source, record)) = self.merge.pop() else {
                     break;
                 };
                 let bytes = record.buffered_bytes();
                 self.buffered[source] -= bytes;
                 self.buffered_total -= bytes;
+                output_bytes += bytes;
                 self.positions[source] = record.offset + 1;
                 out.push(record);
+                if self.live && self.at_end[source] {
+                    // Drained, and nothing more in its log: it has nothing to hold back for.
+                    self.merge.suspend(source);
+                }
             }
-            self.go_live_if_replayed();
             let added = out.len() > before;
-            if out.len() == wanted || self.is_done() {
+            if self.go_live_if_replayed()? && added {
+                // The rows added so far end the replay: a call never hands over replay and
+                // live rows together, so a caller that stops at `is_live` gets exactly the
+                // replay.
+                return Ok(());
+            }
+            if out.len() == wanted || output_bytes >= self.output_budget || self.is_done() {
                 return Ok(());
             }
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -553,6 +602,7 @@ impl Scan {
             self.buffered.push(0);
             self.throttled.push(false);
             self.last_heard.push(now);
+            self.at_end.push(false);
             self.stash.push(VecDeque::new());
             self.ranges.push(range);
         }
@@ -623,8 +673,21 @@ impl Scan {
         let (mut records, mut bytes) = (0, 0);
         for item in polled.drain(..) {
             match item {
-                Polled::Done => self.merge.finish(source),
+                Polled::Done => {
+                    self.at_end[source] = true;
+                    self.merge.finish(source);
+                }
+                Polled::End => {
+                    self.at_end[source] = true;
+                    if self.live {
+                        // The broker's high watermark says it has nothing more: the merge
+                        // stops waiting for it at once (a no-op while it has messages
+                        // buffered; `next_records` suspends it once they are returned).
+                        self.merge.suspend(source);
+                    }
+                }
                 Polled::PastStop(record) => {
+                    self.at_end[source] = false;
                     if self.options.follow {
                         self.charge(source, &record);
                         self.stash[source].push_back(record);
@@ -632,6 +695,7 @@ impl Scan {
                     self.merge.finish(source);
                 }
                 Polled::Record(record) => {
+                    self.at_end[source] = false;
                     if self.merge.is_finished(source) {
                         // Only a message re-delivered after a reconnect can come after the
                         // end; it was returned already.

@@ -152,12 +152,20 @@ class ConsumerManager:
     order, then, once live, what arrives.
 
     For each partition, the replay runs from the topic's start (see :class:`SourceTopic`) to
-    its *stop*: the end of the log when the manager is created, or the first message at or
-    after ``cutoff_ms`` if that comes first. Replayed rows come merged by (timestamp, topic,
-    partition, offset), each partition in offset order, exactly as ``kafka_scan`` returns
-    them. When every partition has reached its stop, :meth:`is_live` turns true and new
-    messages stream in as they arrive; a partition silent for ``idle_timeout_ms`` stops
-    holding the others back.
+    its *stop offset*: the end of the log when the manager is created, or the first message at
+    or after ``cutoff_ms`` if that comes first. The replay is every message before each
+    partition's stop offset: a message stamped before ``cutoff_ms`` but written after a
+    later-stamped one of its partition comes after the replay. Replayed rows come merged by
+    (timestamp, topic, partition, offset), each partition in offset order, exactly as
+    ``kafka_scan`` returns them; a record without a timestamp (Kafka's -1) has a null
+    ``timestamp`` and ``timestamp_type`` and is released as soon as it is its partition's head.
+
+    The :meth:`poll` that returns the last replayed rows returns no row past a stop, and
+    :meth:`is_live` is true from then on, so ``process(batch); if manager.is_live(): break``
+    processes exactly the replay. Live, new messages stream in as they arrive. A partition
+    that has reached the end of its log (the broker's high watermark) with nothing buffered
+    does not hold the others back; one that delivers nothing without having reached its end
+    stops holding them back after ``idle_timeout_ms``. Live order is best effort.
 
     Partitions added to the topics while the manager runs are read too, from their first
     message: every ``metadata_refresh_ms`` the manager asks the cluster for the topics'
@@ -286,7 +294,10 @@ class ConsumerManager:
         return pa.RecordBatch._import_from_c_capsule(schema, array)
 
     def is_live(self) -> bool:
-        """Whether every message before the stop offsets has been returned by :meth:`poll`."""
+        """Whether every message before the stop offsets has been returned by :meth:`poll`.
+
+        True right after the poll that returned the last replayed rows (that poll returns no
+        later row)."""
         return self._raw.is_live()
 
     def partition_state(self) -> list[dict[str, Any]]:

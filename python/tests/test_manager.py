@@ -279,6 +279,46 @@ def test_manager_cutoff_then_follows(topics: TopicFactory, brokers: str) -> None
         check_partition_order(after)
 
 
+# The seed's loop, `process(batch); if manager.is_live(): break`, processes exactly the
+# replay: the poll that returns the last rows before the stop offsets returns no row past a
+# stop, however large batch_size is and however much later data already waits in the log,
+# and is_live() is True right after it. The replay is every message before each partition's
+# stop offset: one stamped before the cutoff but written after a later-stamped one of its
+# partition comes after the replay, with the live rows.
+def test_manager_poll_never_straddles_the_replay_end(topics: TopicFactory, brokers: str) -> None:
+    cutoff_ms = BASE_TIMESTAMP_MS + 40_000
+    history = [
+        Message(i % 4, f"k{i}".encode(), b"replay", BASE_TIMESTAMP_MS + i * 1000) for i in range(40)
+    ]
+    later = [Message(i % 4, f"later{i}".encode(), b"live", cutoff_ms + i) for i in range(58)]
+    stamped_early = Message(1, b"early", b"stamped before the cutoff", cutoff_ms - 500)
+    messages = [*history, *later, stamped_early]
+    topic = topics.create("boundary", partitions=4, messages=messages)
+    log = as_stored(topic, 4, messages)
+    replay = expected_scan(window(log, cutoff_ms=cutoff_ms))
+    assert len(replay) == 40
+    with ConsumerManager(
+        config=config(brokers),
+        topics=[SourceTopic.from_earliest(topic)],
+        cutoff_ms=cutoff_ms,
+        batch_size=1000,
+    ) as manager:
+        processed: list[Record] = []
+        for batch in manager:
+            processed.extend(batch_records(batch))
+            if manager.is_live():
+                break
+        assert processed == replay
+        rest = poll_count(manager, 59)
+    assert len(rest.records) == 59
+    assert by_position(rest.records) == by_position(
+        r for records in log.values() for r in records if r not in replay
+    )
+    check_partition_order(rest.records)
+    [early] = [r for r in rest.records if r.key == b"early"]
+    assert (early.partition, early.offset, early.timestamp_ms) == (1, 25, cutoff_ms - 500)
+
+
 def mixed_topics(topics: TopicFactory, brokers: str) -> dict[str, Any]:
     """Four topics for the four start policies, and what each contributes to a replay."""
     now = now_ms()

@@ -10,6 +10,7 @@ import duckdb
 import pytest
 from confluent_kafka import IsolationLevel
 
+from kafkars import ConsumerManager, SourceTopic
 from testkit.kafka import BASE_TIMESTAMP_MS, Message, TopicFactory
 from testkit.scan import (
     Log,
@@ -17,7 +18,9 @@ from testkit.scan import (
     between,
     contents,
     expected_scan,
+    batch_records,
     fetch,
+    poll_until_live,
     read_back,
     scan,
     tstz,
@@ -299,3 +302,47 @@ def test_scan_log_append_time(
         (f"k{i}".encode(), i // 2) for i in range(0, 20, 2)
     ]
     assert scan(con, f"kafka_scan('{topic}', brokers := '{brokers}')") == expected_scan(log)
+
+
+# A record without a timestamp (Kafka's -1, `RecordBatch.NO_TIMESTAMP`: what a producer that
+# set none writes) has NULL `timestamp` and `timestamp_type` in kafka_scan and in
+# ConsumerManager batches, never 1969-12-31 23:59:59.999. The merge releases it as soon as it
+# is its partition's head, before every stamped record of the other partitions, and its
+# partition's offset order holds.
+def test_scan_records_without_timestamp(
+    con: duckdb.DuckDBPyConnection, topics: TopicFactory, brokers: str
+) -> None:
+    messages = [
+        Message(0, b"a0", b"v", BASE_TIMESTAMP_MS + 1000),
+        Message(0, b"a1", b"v", -1),
+        Message(0, b"a2", b"v", BASE_TIMESTAMP_MS + 3000),
+        Message(1, b"b0", b"v", BASE_TIMESTAMP_MS + 500),
+        Message(1, b"b1", b"v", BASE_TIMESTAMP_MS + 2000),
+        Message(1, b"b2", b"v", -1),
+    ]
+    topic = topics.create("no-timestamp", partitions=2, messages=messages)
+    stamped = {BASE_TIMESTAMP_MS + ms: "CreateTime" for ms in (500, 1000, 2000, 3000)}
+    expected = [
+        (key, partition, offset, ms, stamped.get(ms))
+        for key, partition, offset, ms in [
+            (b"b0", 1, 0, BASE_TIMESTAMP_MS + 500),
+            (b"a0", 0, 0, BASE_TIMESTAMP_MS + 1000),
+            (b"a1", 0, 1, None),
+            (b"b1", 1, 1, BASE_TIMESTAMP_MS + 2000),
+            (b"b2", 1, 2, None),
+            (b"a2", 0, 2, BASE_TIMESTAMP_MS + 3000),
+        ]
+    ]
+    rows = fetch(
+        con,
+        'SELECT key, partition, "offset", epoch_ms(timestamp), timestamp_type '
+        f"FROM kafka_scan('{topic}', brokers := '{brokers}')",
+    )
+    assert rows == expected
+    with ConsumerManager(
+        config={"bootstrap.servers": brokers}, topics=[SourceTopic.from_earliest(topic)]
+    ) as manager:
+        polled = poll_until_live(manager)
+    assert [
+        (r.key, r.partition, r.offset, r.timestamp_ms, r.timestamp_type) for r in polled.records
+    ] == expected
