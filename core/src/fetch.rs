@@ -10,6 +10,7 @@
 use std::ffi::CString;
 use std::os::raw::c_void;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -20,12 +21,16 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::error::{kafka_reason, Error, Result};
 use crate::message::KafkaMessage;
-use crate::record::{Fields, Record, TimestampType};
+use crate::record::{Fields, Record, TimestampType, LIBRDKAFKA_MESSAGE_OVERHEAD};
 use crate::resolve::PartitionRange;
 use crate::settings::ClientSettings;
 
 /// librdkafka's upper limit for `queued.max.messages.kbytes`.
 const MAX_QUEUE_KBYTES: usize = 2_097_151;
+/// librdkafka's limits for `queued.min.messages`; below 100 a queue refills too often to
+/// keep up.
+const MIN_QUEUED_MESSAGES: usize = 100;
+const MAX_QUEUED_MESSAGES: usize = 10_000_000;
 /// librdkafka's lower limit for `message.max.bytes` (and so for `fetch.max.bytes`).
 const MIN_FETCH_BYTES: usize = 1_000;
 /// Kafka's usual per-partition fetch size; more buys nothing for a single partition.
@@ -41,8 +46,13 @@ const MAX_RESPONSE_BYTES: usize = 16 * 1_048_576;
 pub struct BudgetSplit {
     /// Bytes our per-partition buffers may hold together.
     pub buffers: usize,
-    /// `queued.max.messages.kbytes`: each partition's prefetch queue.
+    /// `queued.max.messages.kbytes`: each partition's prefetch queue, in payload bytes.
     pub queue_kbytes: usize,
+    /// `queued.min.messages`: each partition's prefetch queue, in messages. librdkafka counts
+    /// only payload bytes against `queue_kbytes`, but holds a few hundred bytes more per
+    /// message; with small messages that dominated (a 4 MiB queue of 100-byte messages held
+    /// 15 MB), so the count is bounded too.
+    pub queue_messages: usize,
     /// `max.partition.fetch.bytes`.
     pub partition_fetch_bytes: usize,
     /// `fetch.max.bytes` (and `message.max.bytes`, which librdkafka requires not to exceed it).
@@ -59,7 +69,8 @@ const MAX_OUTPUT_BYTES: usize = 1 << 30;
 impl BudgetSplit {
     /// Split `max_buffer_bytes` for `partitions` partitions: a quarter for our buffers, an
     /// eighth (up to a half, to hold one record batch per partition) for librdkafka's
-    /// per-partition queues, fetch responses of a 64th, and a 16th for the records one call
+    /// per-partition queues (in payload bytes and, for small messages, in messages), fetch
+    /// responses of a 64th, and a 16th for the records one call
     /// returns (held twice while the caller copies them into its output batch). The rest is
     /// headroom for what cannot be counted exactly.
     ///
@@ -78,10 +89,14 @@ impl BudgetSplit {
         Self {
             buffers: max_buffer_bytes / 4,
             queue_kbytes: (queue / 1024).clamp(1, MAX_QUEUE_KBYTES),
-            // Brokers return at least one message per fetch even when it is larger than these,
-            // so small values slow a scan down but never stall it.
-            partition_fetch_bytes: (fetch_bytes / partitions)
-                .clamp(MIN_FETCH_BYTES, MAX_PARTITION_FETCH_BYTES),
+            queue_messages: (queue / LIBRDKAFKA_MESSAGE_OVERHEAD)
+                .clamp(MIN_QUEUED_MESSAGES, MAX_QUEUED_MESSAGES),
+            // Not a share of the response per partition: a partition fetch smaller than the
+            // producer's record batches makes the broker send a truncated batch that
+            // librdkafka discards and asks again for, growing its size step by step (a
+            // 1,000-partition scan ran 5x slower). The response (`fetch.max.bytes`) bounds
+            // what one fetch brings for all partitions together.
+            partition_fetch_bytes: fetch_bytes.clamp(MIN_FETCH_BYTES, MAX_PARTITION_FETCH_BYTES),
             fetch_bytes,
             output_bytes: (max_buffer_bytes / 16).min(MAX_OUTPUT_BYTES),
         }
@@ -136,19 +151,33 @@ impl Wakeup {
     }
 }
 
+/// What one partition queue's callback tells: the queue may hold something, and the scan's
+/// shared wakeup.
+struct QueueSignal {
+    /// Set by librdkafka's callback when the queue goes from empty to non-empty, and by
+    /// [`Fetcher::poll`] when it left something behind; cleared by `poll` before it reads.
+    /// A queue without it is empty: polling it is skipped, which matters with many
+    /// partitions (a round over 1,000 empty queues cost more than the messages it found).
+    ready: AtomicBool,
+    wakeup: Arc<Wakeup>,
+}
+
 /// librdkafka's "queue became non-empty" callback. It runs on a librdkafka thread and must not
 /// call into librdkafka.
 unsafe extern "C" fn queue_nonempty(_client: *mut rdsys::rd_kafka_t, opaque: *mut c_void) {
-    // SAFETY: `opaque` is the `Wakeup` the `Fetcher` keeps alive until the callback is
-    // disabled (when the queue is dropped, before the `Fetcher`'s `Wakeup`).
-    let wakeup = unsafe { &*opaque.cast::<Wakeup>() };
-    wakeup.notify();
+    // SAFETY: `opaque` is the `QueueSignal` of a `PartitionQueue`, which disables the
+    // callback before it drops the signal.
+    let signal = unsafe { &*opaque.cast::<QueueSignal>() };
+    signal.ready.store(true, Ordering::Release);
+    signal.wakeup.notify();
 }
 
 /// One partition's queue, split off the consumer's main queue so that the partition can be
 /// read, or left alone, on its own.
 struct PartitionQueue {
     queue: NonNull<rdsys::rd_kafka_queue_t>,
+    /// Boxed: librdkafka holds its address.
+    signal: Box<QueueSignal>,
 }
 
 impl PartitionQueue {
@@ -170,15 +199,22 @@ impl PartitionQueue {
         // Stop forwarding the partition's messages to the main queue.
         // SAFETY: `queue` is live.
         unsafe { rdsys::rd_kafka_queue_forward(queue.as_ptr(), std::ptr::null_mut()) };
-        // SAFETY: the `Wakeup` outlives the queue (see `Fetcher`'s field order).
+        // Ready at first: whatever was forwarded before the split is there already.
+        let signal = Box::new(QueueSignal {
+            ready: AtomicBool::new(true),
+            wakeup: Arc::clone(wakeup),
+        });
+        // SAFETY: the signal lives until `drop`, which disables the callback first.
         unsafe {
             rdsys::rd_kafka_queue_cb_event_enable(
                 queue.as_ptr(),
                 Some(queue_nonempty),
-                Arc::as_ptr(wakeup).cast_mut().cast::<c_void>(),
+                std::ptr::from_ref::<QueueSignal>(&signal)
+                    .cast_mut()
+                    .cast::<c_void>(),
             );
         }
-        Some(Self { queue })
+        Some(Self { queue, signal })
     }
 }
 
@@ -234,6 +270,12 @@ pub(crate) fn create_consumer(
         settings,
         "queued.max.messages.kbytes",
         &budget.queue_kbytes.to_string(),
+    );
+    set_default(
+        &mut config,
+        settings,
+        "queued.min.messages",
+        &budget.queue_messages.to_string(),
     );
     set_default(
         &mut config,
@@ -479,6 +521,10 @@ impl Fetcher {
             sink.push(Polled::Done);
             return Ok(1);
         };
+        // Cleared before reading: an arrival from now on sets it again.
+        if !queue.signal.ready.swap(false, Ordering::AcqRel) {
+            return Ok(0);
+        }
         let max = max.clamp(1, MAX_BATCH);
         self.slots.clear();
         // SAFETY: `slots` has room for `max` pointers; librdkafka writes that many at most
@@ -493,6 +539,10 @@ impl Fetcher {
             )
         };
         let taken = usize::try_from(taken).unwrap_or(0);
+        if taken == max {
+            // Possibly more there, which no callback will announce.
+            queue.signal.ready.store(true, Ordering::Release);
+        }
         // SAFETY: librdkafka initialised the first `taken` slots.
         unsafe { self.slots.set_len(taken) };
         let mut failure = None;
@@ -501,7 +551,9 @@ impl Fetcher {
                 continue;
             };
             // SAFETY: each message is handed over to us once; from here `KafkaMessage` owns it.
-            let message = unsafe { KafkaMessage::new(message, Arc::clone(&self.consumer)) };
+            let message = unsafe {
+                KafkaMessage::new(message, Arc::clone(&self.consumer), self.fields.headers)
+            };
             match classify(source, message, self.fields) {
                 Fetched::Record(record) => {
                     if bounded && record.offset >= range.stop {
@@ -656,7 +708,11 @@ mod tests {
         assert_eq!(split.buffers, 64 * 1_048_576);
         assert_eq!(split.queue_kbytes, 4 * 1024);
         assert_eq!(split.fetch_bytes, 4 * 1_048_576);
-        assert_eq!(split.partition_fetch_bytes, 512 * 1024);
+        assert_eq!(split.partition_fetch_bytes, 1_048_576);
+        assert_eq!(
+            split.queue_messages,
+            4 * 1_048_576 / LIBRDKAFKA_MESSAGE_OVERHEAD
+        );
         assert_eq!(split.output_bytes, 16 * 1_048_576);
         // Output batches stay far below what Arrow's 32-bit offsets address.
         assert_eq!(BudgetSplit::new(64 << 30, 8).output_bytes, 1 << 30);
@@ -665,7 +721,8 @@ mod tests {
         let split = BudgetSplit::new(1_048_576, 1000);
         assert_eq!(split.buffers, 262_144);
         assert_eq!(split.queue_kbytes, 1);
-        assert_eq!(split.partition_fetch_bytes, MIN_FETCH_BYTES);
+        assert_eq!(split.queue_messages, MIN_QUEUED_MESSAGES);
+        assert_eq!(split.partition_fetch_bytes, MIN_RESPONSE_BYTES);
         assert_eq!(split.fetch_bytes, MIN_RESPONSE_BYTES);
 
         // A queue holds a whole record batch when the budget allows.

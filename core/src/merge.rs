@@ -29,6 +29,7 @@
 //! ```
 
 use std::cmp::Reverse;
+use std::collections::binary_heap::PeekMut;
 use std::collections::{BinaryHeap, VecDeque};
 
 /// A k-way merge of sources by `(timestamp, source, offset)` with the release rule above.
@@ -145,17 +146,24 @@ impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
         if self.wait_for_all && self.waiting > 0 {
             return None;
         }
-        let Reverse((_, source, _)) = self.heads.pop()?;
+        let mut top = self.heads.peek_mut()?;
+        let Reverse((_, source, _)) = *top;
         let source = source as usize;
         let state = &mut self.sources[source];
         let item = state.items.pop_front()?;
         match state.items.front() {
             Some(next) => {
+                // The source's next item replaces its head in place: one sift down instead
+                // of a pop and a push, the usual k-way merge step.
                 let (timestamp, offset) = (self.key)(next);
-                self.heads.push(Reverse((timestamp, rank(source), offset)));
+                *top = Reverse((timestamp, rank(source), offset));
             }
-            None if !state.finished => self.waiting += 1,
-            None => {}
+            None => {
+                PeekMut::pop(top);
+                if !state.finished {
+                    self.waiting += 1;
+                }
+            }
         }
         Some((source, item))
     }

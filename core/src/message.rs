@@ -14,8 +14,17 @@ use rdkafka::bindings as rdsys;
 use rdkafka::consumer::BaseConsumer;
 
 /// One fetched message, owned: destroyed (and its share of the fetch buffer released) on drop.
+///
+/// The key, value and header list are looked up once, when the message is taken, while it is
+/// in the cache: building a batch later reads them from here, not from librdkafka's message.
+/// That matters for headers most: librdkafka caches a parsed header list, but not the absence
+/// of one, so each lookup on a message without headers allocated and freed a parse buffer.
 pub(crate) struct KafkaMessage {
     message: NonNull<rdsys::rd_kafka_message_t>,
+    key: Option<(NonNull<u8>, usize)>,
+    value: Option<(NonNull<u8>, usize)>,
+    /// The parsed header list; `None` when there is none or it was not asked for.
+    headers: Option<NonNull<rdsys::rd_kafka_headers_t>>,
     /// A message must not outlive its client: librdkafka's teardown waits for the partitions
     /// and buffers messages refer to.
     _client: Arc<BaseConsumer>,
@@ -26,15 +35,29 @@ pub(crate) struct KafkaMessage {
 unsafe impl Send for KafkaMessage {}
 
 impl KafkaMessage {
-    /// Take ownership of `message`, which came out of `client`'s queues.
+    /// Take ownership of `message`, which came out of `client`'s queues. With `headers`, its
+    /// headers are parsed now; without, it has none (a scan that does not read them).
     ///
     /// # Safety
     /// `message` must be a live message that nothing else destroys.
     pub(crate) unsafe fn new(
         message: NonNull<rdsys::rd_kafka_message_t>,
         client: Arc<BaseConsumer>,
+        headers: bool,
     ) -> Self {
+        // SAFETY: live until drop, per the caller.
+        let raw = unsafe { message.as_ref() };
+        let slice =
+            |data: *mut c_void, len: usize| NonNull::new(data.cast::<u8>()).map(|d| (d, len));
         Self {
+            key: slice(raw.key, raw.key_len),
+            value: slice(raw.payload, raw.len),
+            headers: if headers {
+                // SAFETY: the message is live.
+                unsafe { headers_of(message) }
+            } else {
+                None
+            },
             message,
             _client: client,
         }
@@ -47,38 +70,22 @@ impl KafkaMessage {
 
     /// The key; `None` for a null key.
     pub(crate) fn key(&self) -> Option<&[u8]> {
-        let raw = self.raw();
         // SAFETY: librdkafka guarantees `key_len` bytes at `key`, alive with the message.
-        (!raw.key.is_null())
-            .then(|| unsafe { std::slice::from_raw_parts(raw.key.cast::<u8>(), raw.key_len) })
+        self.key
+            .map(|(data, len)| unsafe { std::slice::from_raw_parts(data.as_ptr(), len) })
     }
 
     /// The value; `None` for a tombstone.
     pub(crate) fn value(&self) -> Option<&[u8]> {
-        let raw = self.raw();
         // SAFETY: as for the key.
-        (!raw.payload.is_null())
-            .then(|| unsafe { std::slice::from_raw_parts(raw.payload.cast::<u8>(), raw.len) })
+        self.value
+            .map(|(data, len)| unsafe { std::slice::from_raw_parts(data.as_ptr(), len) })
     }
 
-    /// The headers, parsed by librdkafka on first use; `None` when there are none.
-    fn headers_ptr(&self) -> Option<NonNull<rdsys::rd_kafka_headers_t>> {
-        let mut headers: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
-        // SAFETY: the message is live; librdkafka keeps ownership of the headers, which live
-        // as long as the message.
-        let status =
-            unsafe { rdsys::rd_kafka_message_headers(self.message.as_ptr(), &mut headers) };
-        if status == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            NonNull::new(headers)
-        } else {
-            None
-        }
-    }
-
-    /// How many headers the message has.
+    /// How many headers the message has (none when they were not asked for).
     pub(crate) fn header_count(&self) -> usize {
         // SAFETY: `headers` is live with the message.
-        self.headers_ptr().map_or(0, |headers| unsafe {
+        self.headers.map_or(0, |headers| unsafe {
             rdsys::rd_kafka_header_cnt(headers.as_ptr())
         })
     }
@@ -89,7 +96,7 @@ impl KafkaMessage {
     /// Read through the C API: keys are NUL-terminated by librdkafka but can be any bytes the
     /// producer sent, not necessarily UTF-8.
     pub(crate) fn headers(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + '_ {
-        let headers = self.headers_ptr();
+        let headers = self.headers;
         (0..).map_while(move |index| {
             let headers = headers?;
             let mut name: *const c_char = std::ptr::null();
@@ -116,6 +123,24 @@ impl KafkaMessage {
                 .then(|| unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) });
             Some((key, value))
         })
+    }
+}
+
+/// The header list of `message`, parsed by librdkafka; `None` when there is none.
+///
+/// # Safety
+/// `message` must be live. librdkafka keeps ownership of the list, which lives as long as the
+/// message.
+unsafe fn headers_of(
+    message: NonNull<rdsys::rd_kafka_message_t>,
+) -> Option<NonNull<rdsys::rd_kafka_headers_t>> {
+    let mut headers: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
+    // SAFETY: per the caller.
+    let status = unsafe { rdsys::rd_kafka_message_headers(message.as_ptr(), &mut headers) };
+    if status == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        NonNull::new(headers)
+    } else {
+        None
     }
 }
 

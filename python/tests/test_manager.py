@@ -319,6 +319,28 @@ def test_manager_poll_never_straddles_the_replay_end(topics: TopicFactory, broke
     assert (early.partition, early.offset, early.timestamp_ms) == (1, 25, cutoff_ms - 500)
 
 
+# A poll's batch is inside the memory budget: it holds at most a 16th of max_buffer_bytes of
+# messages (the last one may cross it), however large batch_size is, and the batches together
+# are still exactly the replay.
+def test_manager_batch_bytes_within_budget(topics: TopicFactory, brokers: str) -> None:
+    messages = [
+        Message(i % 2, f"k{i}".encode(), bytes([i % 251]) * 10_000, BASE_TIMESTAMP_MS + i)
+        for i in range(60)
+    ]
+    topic = topics.create("batch-bytes", partitions=2, messages=messages)
+    expected = expected_scan(as_stored(topic, 2, messages))
+    budget = 1 << 20
+    with ConsumerManager(
+        config=config(brokers),
+        topics=[SourceTopic.from_earliest(topic)],
+        max_buffer_bytes=budget,
+        batch_size=10_000,
+    ) as manager:
+        polled = poll_until_live(manager)
+    assert polled.records == expected
+    assert 0 < max(polled.sizes) <= budget // 16 // 10_000 + 1, polled.sizes
+
+
 def mixed_topics(topics: TopicFactory, brokers: str) -> dict[str, Any]:
     """Four topics for the four start policies, and what each contributes to a replay."""
     now = now_ms()

@@ -18,7 +18,6 @@ from testkit.scan import (
     between,
     contents,
     expected_scan,
-    batch_records,
     fetch,
     poll_until_live,
     read_back,
