@@ -40,6 +40,13 @@ const FULL_BATCH_BYTES: usize = 1_048_576;
 /// Bounds of a fetch response (`fetch.max.bytes`).
 const MIN_RESPONSE_BYTES: usize = 64 * 1024;
 const MAX_RESPONSE_BYTES: usize = 16 * 1_048_576;
+/// The response size that keeps what slow partitions pin small (see [`BudgetSplit::new`]):
+/// 4 MiB responses let an ordered scan of skewed partitions at 256 MiB peak at 325 MB, 1 MiB
+/// ones at 171 MB, and were no slower.
+const PINNING_RESPONSE_BYTES: usize = 1_048_576;
+/// With many partitions a response is shared by all of them: it grows to give each about
+/// this much, or one round trip brings each partition next to nothing.
+const RESPONSE_BYTES_PER_PARTITION: usize = 4096;
 
 /// How the memory budget is split between librdkafka's prefetch queues and our buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +77,8 @@ impl BudgetSplit {
     /// Split `max_buffer_bytes` for `partitions` partitions: a quarter for our buffers, an
     /// eighth (up to a half, to hold one record batch per partition) for librdkafka's
     /// per-partition queues (in payload bytes and, for small messages, in messages), fetch
-    /// responses of a 64th, and a 16th for the records one call
+    /// responses of a 64th (at most 1 MiB, unless many partitions share them), and a 16th
+    /// for the records one call
     /// returns (held twice while the caller copies them into its output batch). The rest is
     /// headroom for what cannot be counted exactly.
     ///
@@ -85,7 +93,9 @@ impl BudgetSplit {
         // (up to half of it).
         let queue = (max_buffer_bytes / 8 / partitions)
             .max(FULL_BATCH_BYTES.min(max_buffer_bytes / 2 / partitions));
-        let fetch_bytes = (max_buffer_bytes / 64).clamp(MIN_RESPONSE_BYTES, MAX_RESPONSE_BYTES);
+        let fetch_bytes = (max_buffer_bytes / 64)
+            .min(PINNING_RESPONSE_BYTES.max(partitions * RESPONSE_BYTES_PER_PARTITION))
+            .clamp(MIN_RESPONSE_BYTES, MAX_RESPONSE_BYTES);
         Self {
             buffers: max_buffer_bytes / 4,
             queue_kbytes: (queue / 1024).clamp(1, MAX_QUEUE_KBYTES),
@@ -289,11 +299,18 @@ pub(crate) fn create_consumer(
         "fetch.max.bytes",
         &budget.fetch_bytes.to_string(),
     );
+    // librdkafka refuses a `fetch.max.bytes` below `message.max.bytes`: derived from the
+    // response size in force, the user's if they set one.
+    let fetch_bytes = settings
+        .properties()
+        .get("fetch.max.bytes")
+        .and_then(|value| value.trim().parse::<usize>().ok())
+        .unwrap_or(budget.fetch_bytes);
     set_default(
         &mut config,
         settings,
         "message.max.bytes",
-        &budget.fetch_bytes.min(1_000_000).to_string(),
+        &fetch_bytes.clamp(MIN_FETCH_BYTES, 1_000_000).to_string(),
     );
     // A full queue is re-checked after this long; librdkafka's 1 s default idles a scan that
     // is draining a small budget.
@@ -702,12 +719,31 @@ fn fetch_error(settings: &ClientSettings, range: &PartitionRange, error: &KafkaE
 mod tests {
     use super::*;
 
+    // A user's `fetch.max.bytes` below our `message.max.bytes` default is accepted: the
+    // default follows it (librdkafka refuses fetch.max.bytes < message.max.bytes).
+    #[test]
+    fn test_small_user_fetch_max_bytes_is_accepted() {
+        let settings = ClientSettings::builder()
+            .brokers("127.0.0.1:1")
+            .property("fetch.max.bytes", "524288")
+            .build()
+            .unwrap();
+        let budget = BudgetSplit::new(256 * 1_048_576, 8);
+        let consumer = create_consumer(&settings, &budget).unwrap();
+        close_consumer(&consumer);
+    }
+
     #[test]
     fn test_budget_split_bounds() {
         let split = BudgetSplit::new(256 * 1_048_576, 8);
         assert_eq!(split.buffers, 64 * 1_048_576);
         assert_eq!(split.queue_kbytes, 4 * 1024);
-        assert_eq!(split.fetch_bytes, 4 * 1_048_576);
+        assert_eq!(split.fetch_bytes, 1_048_576);
+        // Many partitions share a larger response.
+        assert_eq!(
+            BudgetSplit::new(256 * 1_048_576, 1000).fetch_bytes,
+            4_096_000
+        );
         assert_eq!(split.partition_fetch_bytes, 1_048_576);
         assert_eq!(
             split.queue_messages,
