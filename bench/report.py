@@ -21,6 +21,8 @@ def describe_run(run: dict[str, Any]) -> str:
         text += f" (baseline {run['baseline_kib'] / 1024:.0f})"
     if "first_row_seconds" in run:
         text += f", first row after {run['first_row_seconds']:.3f} s"
+    if run.get("cpu_seconds") is not None:
+        text += f", CPU {run['cpu_seconds']:.2f} s"
     return text
 
 
@@ -237,12 +239,14 @@ def throughput_table(entries: list[Entry], dataset: Dataset) -> list[str]:
         "",
     ]
     return title + _table(
-        "| reader | msgs/s | MB/s | x limit | median s | peak RSS MiB | baseline MiB |\n"
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| reader | msgs/s | CPU s / M msgs | MB/s | x limit | median s | peak RSS MiB | "
+        "baseline MiB |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
         (entry for entry in entries if entry["dataset"] == dataset.name),
         lambda entry: [entry["label"]],
         lambda entry: [
             _number(entry["msgs_per_s"]),
+            _number(entry.get("cpu_s_per_m_msgs"), 2),
             _number(entry["mb_per_s"], 1),
             _number(entry.get("ratio_to_limit"), 2),
             _number(entry["median_seconds"], 2),
@@ -254,13 +258,15 @@ def throughput_table(entries: list[Entry], dataset: Dataset) -> list[str]:
 
 def memory_table(entries: list[Entry]) -> list[str]:
     return _table(
-        "| reader | dataset | messages | msgs/s | peak RSS MiB | baseline MiB | peak - baseline |\n"
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| reader | dataset | messages | msgs/s | CPU s / M msgs | peak RSS MiB | baseline MiB | "
+        "peak - baseline |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|",
         entries,
         lambda entry: [entry["label"], entry["dataset"]],
         lambda entry: [
             f"{entry['messages']:,}",
             _number(entry["msgs_per_s"]),
+            _number(entry.get("cpu_s_per_m_msgs"), 2),
             _number(entry["peak_rss_mib"]),
             _number(entry["baseline_rss_mib"]),
             _number(entry.get("growth_rss_mib"), 1),

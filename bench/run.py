@@ -11,8 +11,9 @@ the first-row latency of a ``relative`` start, and the Avro decoding readers of
 throughput figure as a ratio to the limit, every Avro figure as ratios to the Avro peer and to
 the raw scan, and a PASS/MISS line per target.
 
-Payload is key + value bytes; MB is 10^6 bytes; RSS figures are MiB. The kafkars readers run in
-the main venv (``.venv``, where ``make build`` installs kafkars), the peers in ``.venv-bench``.
+Payload is key + value bytes; MB is 10^6 bytes; RSS figures are MiB; CPU figures are seconds of
+user + system time. The kafkars readers run in the main venv (``.venv``, where ``make build``
+installs kafkars), the peers in ``.venv-bench``.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ class Options:
 
 @dataclass
 class Process:
-    """What one child process left: its output, exit status and peak RSS."""
+    """What one child process left: its output, exit status, peak RSS and CPU time."""
 
     stdout: str
     stderr: str
@@ -186,14 +187,18 @@ class Process:
     #: The child's VmHWM as last sampled before it exited (KiB), None if never sampled.
     sampled_peak_kib: int | None
     wall_seconds: float
+    #: User + system CPU seconds of the whole process (every thread), from ``wait4``.
+    cpu_seconds: float
 
 
 def run_process(argv: Sequence[str], timeout: float, keep_stdout: bool = True) -> Process:
     """Run ``argv``, sampling its peak RSS every 20 ms; kill it after ``timeout`` seconds.
 
-    Not ``ru_maxrss`` from ``wait4``: Linux carries the parent's high-water mark into a forked
-    child across ``exec``, so a child of this (large) process would report this one's peak.
-    The readers also report their own VmHWM at the end, which is preferred where present.
+    The child is reaped with ``wait4``, whose resource usage gives its CPU time (the only
+    figure for the readers that are not our Python: the limit program and kcat). Not its
+    ``ru_maxrss``: Linux carries the parent's high-water mark into a forked child across
+    ``exec``, so a child of this (large) process would report this one's peak. The readers
+    also report their own VmHWM at the end, which is preferred where present.
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
@@ -202,14 +207,19 @@ def run_process(argv: Sequence[str], timeout: float, keep_stdout: bool = True) -
         )
         peak: int | None = None
         timed_out = False
-        while child.poll() is None:
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
             peak = proc_status_kib("VmHWM", child.pid) or peak
             if time.perf_counter() - started > timeout:
                 timed_out = True
                 child.kill()
-                child.wait()
+                _, status, usage = os.wait4(child.pid, 0)
                 break
             time.sleep(0.02)
+        # Reaped here, not by Popen: tell it, so it never waits for the pid again.
+        child.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
@@ -222,6 +232,7 @@ def run_process(argv: Sequence[str], timeout: float, keep_stdout: bool = True) -
             -9 if timed_out else child.returncode,
             peak,
             wall,
+            usage.ru_utime + usage.ru_stime,
         )
 
 
@@ -257,6 +268,12 @@ def one_run(reader: Reader, topic: str, params: dict[str, Any], options: Options
         result = reported
     if result.get("peak_kib") is None:
         result["peak_kib"] = process.sampled_peak_kib
+    result["process_cpu_seconds"] = process.cpu_seconds
+    if result.get("cpu_seconds") is None:
+        # The limit program and kcat: the whole process's CPU time (their start-up takes
+        # milliseconds); the Python readers report the read's alone (no interpreter start,
+        # no imports).
+        result["cpu_seconds"] = process.cpu_seconds
     return result
 
 
@@ -376,6 +393,9 @@ def summarize(entry: dict[str, Any]) -> dict[str, Any]:
     cpu = [run["cpu_seconds"] for run in runs if run.get("cpu_seconds") is not None]
     if len(cpu) == len(runs):
         entry["median_cpu_seconds"] = statistics.median(cpu)
+        entry["cpu_s_per_m_msgs"] = (
+            entry["median_cpu_seconds"] / messages * 1e6 if messages else None
+        )
     if runs[0].get("amount_sum") is not None:
         entry["amount_sum"] = runs[0]["amount_sum"]
     return entry
@@ -660,7 +680,9 @@ def main(argv: Sequence[str]) -> int:
             "RSS": "MiB; peak = the process's VmHWM after the read (kcat: sampled every 20 ms); "
             "baseline = its VmRSS before the read",
             "seconds": "median over the runs, from the start of the read to its last message",
-            "cpu_seconds": "CPU time of the reader's process (every thread) over that span",
+            "cpu_seconds": "CPU time of the reader's process (every thread) over that span; the "
+            "limit program and kcat: their whole process (wait4)",
+            "cpu_s_per_m_msgs": "cpu_seconds / messages x 10^6",
         },
         "machine": machine_facts(),
     }
