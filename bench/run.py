@@ -175,6 +175,8 @@ class Options:
     bench_python: Path
     #: The Schema Registry's Confluent-compatible API, for the Avro readers.
     registry: str = REGISTRY_URL
+    #: The limit program (``cargo build --release -p kafkars-bench-limit``).
+    limit: Path = LIMIT
 
 
 @dataclass
@@ -239,7 +241,7 @@ def run_process(argv: Sequence[str], timeout: float, keep_stdout: bool = True) -
 def command(reader: Reader, topic: str, params: dict[str, Any], options: Options) -> list[str]:
     """The command line of one run of ``reader`` over ``topic``."""
     if reader.runtime == RUST:
-        return [str(LIMIT), "--brokers", options.brokers, topic]
+        return [str(options.limit), "--brokers", options.brokers, topic]
     if reader.runtime == KCAT:
         return ["kcat", "-C", "-b", options.brokers, "-t", topic, "-e", "-o", "beginning", "-q"]
     python = options.main_python if reader.runtime == MAIN else options.bench_python
@@ -634,6 +636,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--bench-python", type=Path, default=ROOT / ".venv-bench" / "bin" / "python"
     )
+    parser.add_argument(
+        "--limit", type=Path, default=LIMIT, help="the limit program (default %(default)s)"
+    )
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     unknown = set(args.sections.split(",")) - set(SECTIONS)
@@ -658,6 +663,7 @@ def main(argv: Sequence[str]) -> int:
         main_python=args.main_python,
         bench_python=args.bench_python,
         registry=args.schema_registry.rstrip("/"),
+        limit=args.limit,
     )
     sections = args.sections.split(",")
     chosen = args.readers.split(",") if args.readers else None
