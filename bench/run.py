@@ -4,8 +4,8 @@
 
 Produces the datasets the sections need once (bench/data.py), then runs every reader of
 :data:`READERS` on every throughput dataset, each run in a fresh process, and takes the median
-of the runs; then the memory measurements (``max_buffer_bytes`` = 64 MiB on the skewed sets),
-the first-row latency of a ``relative`` start, and the Avro decoding readers of
+of the runs; then the memory measurements (``max_buffer_bytes`` = 64 MiB and 256 MiB on the
+skewed sets), the first-row latency of a ``relative`` start, and the Avro decoding readers of
 :data:`AVRO_READERS` on the Avro set (its schema in the Schema Registry). Writes
 ``bench/results/<date>[-quick].{json,md,png}`` and prints the Markdown tables, every
 throughput figure as a ratio to the limit, every Avro figure as ratios to the Avro peer and to
@@ -46,8 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = ROOT / "bench" / "child.py"
 RAY_CHILD = ROOT / "bench" / "ray_child.py"
 LIMIT = ROOT / "target" / "release" / "kafkars-limit"
-#: The budget of the memory target.
-MEMORY_BUDGET = 64 * MIB
+#: The budgets of the memory targets: a small one, and the default (256 MiB).
+MEMORY_BUDGETS = (64 * MIB, 256 * MIB)
 #: Fresh messages appended to the 100-byte set before each latency run.
 FRESH_MESSAGES = 1000
 LOOKBACK_S = 60
@@ -136,8 +136,9 @@ AVRO_READER_BY_KEY = {reader.key: reader for reader in AVRO_READERS}
 #: The Avro section's references: the peer and our raw-bytes scan of the same topic.
 AVRO_PEER, AVRO_RAW = "confluent_avro", "kafka_scan_raw"
 
-#: (reader, dataset role) pairs of the memory target: the budget, on the skewed sets.
-MEMORY_READERS = ("kafka_scan", "consumer_manager")
+#: The readers of the memory targets, each at every budget on both skewed sets: every way
+#: kafkars reads.
+MEMORY_READERS = ("kafka_scan", "kafka_scan_arrow", "consumer_manager", "kafka_scan_unordered")
 MEMORY_DATASETS = ("skew", "skew-10x")
 #: Readers timed to their first row from a ``relative`` start, with their extra parameters.
 LATENCY_READERS = (
@@ -503,19 +504,17 @@ def ray_dataset(dataset: Dataset, options: Options) -> list[dict[str, Any]]:
 
 
 def memory(sets: dict[str, Dataset], broker: Broker, options: Options) -> list[dict[str, Any]]:
+    """Every kafkars reader at every budget of :data:`MEMORY_BUDGETS` on both skewed sets."""
     entries = []
-    for role in MEMORY_DATASETS:
-        print(f"memory (max_buffer_bytes = 64 MiB): {sets[role].name}", flush=True)
-        for key in MEMORY_READERS:
-            entries.append(
-                measure(
-                    READER_BY_KEY[key],
-                    sets[role],
-                    broker,
-                    options,
-                    {"max_buffer_bytes": MEMORY_BUDGET},
+    for budget in MEMORY_BUDGETS:
+        for role in MEMORY_DATASETS:
+            print(f"memory (max_buffer_bytes = {budget // MIB} MiB): {sets[role].name}", flush=True)
+            for key in MEMORY_READERS:
+                entry = measure(
+                    READER_BY_KEY[key], sets[role], broker, options, {"max_buffer_bytes": budget}
                 )
-            )
+                entry["budget_mib"] = budget / MIB
+                entries.append(entry)
     return entries
 
 
@@ -728,7 +727,7 @@ def main(argv: Sequence[str]) -> int:
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     results["versions"] = versions(options, results["throughput"])
-    results["targets"] = report.targets(results, sets, MEMORY_BUDGET)
+    results["targets"] = report.targets(results, sets)
 
     stem = results["date"] + ("-quick" if args.quick else "")
     args.results.mkdir(parents=True, exist_ok=True)
