@@ -15,6 +15,11 @@ MIB = 1024 * 1024
 #: this fraction of the 1x figure, or by GROWTH_FLOOR_MIB when that is more (RSS moves by a few
 #: MiB between runs of the same read: allocator arenas, DuckDB's own caches).
 GROWTH_FRACTION, GROWTH_FLOOR_MIB = 0.10, 5.0
+#: The many-partition target: ordered kafka_scan on 1,000 partitions reaches this fraction of
+#: its msgs/s on 8.
+MANY_PARTITIONS_FLOOR = 0.7
+#: kafkars' default max_buffer_bytes (MiB), the readers' budget where none is given.
+DEFAULT_BUDGET_MIB = 256
 
 
 def describe_run(run: dict[str, Any]) -> str:
@@ -89,6 +94,7 @@ def targets(results: dict[str, Any], sets: dict[str, Dataset]) -> list[Entry]:
                     above=True,
                 )
             )
+    rows += many_partition_targets(results.get("partitions", []), sets)
     rows += memory_targets(results["memory"], sets)
     for reader, label in (
         ("kafka_scan_arrow", "kafka_scan"),
@@ -110,6 +116,41 @@ def targets(results: dict[str, Any], sets: dict[str, Dataset]) -> list[Entry]:
         + avro_targets(results.get("avro", []), sets["avro"])
         + ray_targets(results.get("ray", []), sets["ray"])
     )
+
+
+def many_partition_targets(entries: list[Entry], sets: dict[str, Dataset]) -> list[Entry]:
+    """The throughput kept on 1,000 partitions; and the default budget, which the spec
+    promises for any number of partitions, for each kafkars reader measured there."""
+    if not entries:
+        return []
+    many = sets["100b-1000p"]
+    entry = find(entries, "kafka_scan", many.name)
+    ratio = entry.get("ratio_to_8_partitions") if _ok(entry) else None
+    rows = [
+        _target(
+            f"ordered kafka_scan on {many.name} ({many.partitions:,} partitions) >= "
+            f"{MANY_PARTITIONS_FLOOR}x its msgs/s on {sets['100b'].name} (8 partitions)",
+            ratio,
+            MANY_PARTITIONS_FLOOR,
+            f"{ratio:.2f}x" if ratio is not None else "",
+            above=True,
+        )
+    ]
+    for entry in entries:
+        if entry["dataset"] != many.name or entry["reader"] == "limit":
+            continue
+        growth = entry.get("growth_rss_mib") if _ok(entry) else None
+        rows.append(
+            _target(
+                f"{entry['reader']} peak RSS - baseline < {DEFAULT_BUDGET_MIB} MiB (the default "
+                f"max_buffer_bytes) on {many.name}",
+                growth,
+                DEFAULT_BUDGET_MIB,
+                f"{growth:.1f} MiB" if growth is not None else "",
+                above=False,
+            )
+        )
+    return rows
 
 
 def memory_targets(entries: list[Entry], sets: dict[str, Dataset]) -> list[Entry]:
@@ -311,6 +352,32 @@ def memory_table(entries: list[Entry]) -> list[str]:
     )
 
 
+def partitions_table(entries: list[Entry], sets: dict[str, Dataset]) -> list[str]:
+    few, many = sets["100b"], sets["100b-1000p"]
+    title = [
+        f"{many.messages:,} x {many.size} B over {few.partitions} partitions ({few.name}) and "
+        f"over {many.partitions:,} ({many.name}, produced partition by partition, timestamps "
+        "interleaved as in the other sets); `x 8 partitions` = msgs/s over the same reader's "
+        f"on {few.name} in this run.",
+        "",
+    ]
+    return title + _table(
+        "| reader | dataset | msgs/s | CPU s / M msgs | x 8 partitions | median s | "
+        "peak RSS MiB | baseline MiB |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+        entries,
+        lambda entry: [entry["label"], entry["dataset"]],
+        lambda entry: [
+            _number(entry["msgs_per_s"]),
+            _number(entry.get("cpu_s_per_m_msgs"), 2),
+            _number(entry.get("ratio_to_8_partitions"), 2),
+            _number(entry["median_seconds"], 2),
+            _number(entry["peak_rss_mib"]),
+            _number(entry["baseline_rss_mib"]),
+        ],
+    )
+
+
 def latency_table(entries: list[Entry]) -> list[str]:
     return _table(
         "| reader | first row s | rows in the last minute (first run) | all rows s |\n"
@@ -374,6 +441,9 @@ def markdown(results: dict[str, Any], sets: dict[str, Dataset]) -> str:
         lines += ["## Throughput", ""]
         for role in ("100b", "1kb", "skew"):
             lines += throughput_table(results["throughput"], sets[role])
+    if results.get("partitions"):
+        lines += ["## Many partitions: the 100-byte set over 1,000 partitions", ""]
+        lines += partitions_table(results["partitions"], sets)
     if results["memory"]:
         lines += ["## Memory: max_buffer_bytes = 64 MiB and 256 MiB, skewed partitions", ""]
         lines += memory_table(results["memory"])

@@ -4,12 +4,12 @@
 
 Produces the datasets the sections need once (bench/data.py), then runs every reader of
 :data:`READERS` on every throughput dataset, each run in a fresh process, and takes the median
-of the runs; then the memory measurements (``max_buffer_bytes`` = 64 MiB and 256 MiB on the
-skewed sets), the first-row latency of a ``relative`` start, and the Avro decoding readers of
-:data:`AVRO_READERS` on the Avro set (its schema in the Schema Registry). Writes
-``bench/results/<date>[-quick].{json,md,png}`` and prints the Markdown tables, every
-throughput figure as a ratio to the limit, every Avro figure as ratios to the Avro peer and to
-the raw scan, and a PASS/MISS line per target.
+of the runs; then the same 2M x 100 B over 1,000 partitions; the memory measurements
+(``max_buffer_bytes`` = 64 MiB and 256 MiB on the skewed sets), the first-row latency of a
+``relative`` start, and the Avro decoding readers of :data:`AVRO_READERS` on the Avro set (its
+schema in the Schema Registry). Writes ``bench/results/<date>[-quick].{json,md,png}`` and
+prints the Markdown tables, every throughput figure as a ratio to the limit, every Avro figure
+as ratios to the Avro peer and to the raw scan, and a PASS/MISS line per target.
 
 Payload is key + value bytes; MB is 10^6 bytes; RSS figures are MiB; CPU figures are seconds of
 user + system time. The kafkars readers run in the main venv (``.venv``, where ``make build``
@@ -140,16 +140,26 @@ AVRO_PEER, AVRO_RAW = "confluent_avro", "kafka_scan_raw"
 #: kafkars reads.
 MEMORY_READERS = ("kafka_scan", "kafka_scan_arrow", "consumer_manager", "kafka_scan_unordered")
 MEMORY_DATASETS = ("skew", "skew-10x")
+#: The readers compared on 8 and on 1,000 partitions (the 100-byte set's messages).
+PARTITION_READERS = (
+    "limit",
+    "kafka_scan",
+    "kafka_scan_unordered",
+    "kafka_scan_arrow",
+    "consumer_manager",
+)
+PARTITION_DATASETS = ("100b", "100b-1000p")
 #: Readers timed to their first row from a ``relative`` start, with their extra parameters.
 LATENCY_READERS = (
     ("kafka_scan_arrow", {"lookback_s": LOOKBACK_S, "batch_size": 1}),
     ("consumer_manager", {"lookback_s": LOOKBACK_S}),
 )
 THROUGHPUT_DATASETS = ("100b", "1kb", "skew")
-SECTIONS = ("throughput", "memory", "latency", "avro", "ray")
+SECTIONS = ("throughput", "partitions", "memory", "latency", "avro", "ray")
 #: The datasets (roles) each section reads: only those of the chosen sections are produced.
 SECTION_DATASETS = {
     "throughput": THROUGHPUT_DATASETS,
+    "partitions": PARTITION_DATASETS,
     "memory": MEMORY_DATASETS,
     "latency": ("100b",),
     "avro": ("avro",),
@@ -503,6 +513,36 @@ def ray_dataset(dataset: Dataset, options: Options) -> list[dict[str, Any]]:
     return entries
 
 
+def many_partitions(
+    sets: dict[str, Dataset],
+    readers: Sequence[Reader],
+    broker: Broker,
+    options: Options,
+    earlier: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The readers of :data:`PARTITION_READERS` on the 100-byte set and on the same messages
+    over 1,000 partitions; a figure the throughput section already measured in this run is
+    reused. Each 1,000-partition entry gets its msgs/s as a ratio to the 8-partition one's."""
+    chosen = [reader for reader in readers if reader.key in PARTITION_READERS]
+    entries = []
+    for role in PARTITION_DATASETS:
+        dataset = sets[role]
+        print(f"partitions: {dataset.name} ({dataset.partitions:,} partitions)", flush=True)
+        for reader in chosen:
+            done = report.find(earlier, reader.key, dataset.name)
+            if done is not None and done["status"] == "ok":
+                entries.append({**done, "measured_in": "throughput"})
+                print(f"  {reader.key:22} {dataset.name}: from the throughput section", flush=True)
+            else:
+                entries.append(measure(reader, dataset, broker, options))
+    few, many = sets["100b"].name, sets["100b-1000p"].name
+    for entry in entries:
+        base = report.find(entries, entry["reader"], few)
+        if entry["dataset"] == many and entry["status"] == "ok" and base and base["status"] == "ok":
+            entry["ratio_to_8_partitions"] = entry["msgs_per_s"] / base["msgs_per_s"]
+    return entries
+
+
 def memory(sets: dict[str, Dataset], broker: Broker, options: Options) -> list[dict[str, Any]]:
     """Every kafkars reader at every budget of :data:`MEMORY_BUDGETS` on both skewed sets."""
     entries = []
@@ -615,8 +655,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, help="runs per measurement (default 3, quick 1)")
     parser.add_argument(
         "--readers",
-        help="comma-separated reader keys for the throughput and avro sections (default all): "
-        + ", ".join([*READER_BY_KEY, *AVRO_READER_BY_KEY]),
+        help="comma-separated reader keys for the throughput, partitions and avro sections "
+        "(default all): " + ", ".join([*READER_BY_KEY, *AVRO_READER_BY_KEY]),
     )
     parser.add_argument(
         "--sections", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS)
@@ -719,6 +759,11 @@ def main(argv: Sequence[str]) -> int:
 
     results["throughput"] = (
         throughput(sets, readers, broker, options) if "throughput" in sections else []
+    )
+    results["partitions"] = (
+        many_partitions(sets, readers, broker, options, results["throughput"])
+        if "partitions" in sections
+        else []
     )
     results["memory"] = memory(sets, broker, options) if "memory" in sections else []
     results["latency"] = latency(sets, broker, options) if "latency" in sections else []
