@@ -24,6 +24,7 @@ import json
 import os
 import struct
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -318,6 +319,12 @@ class Broker:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{topic}: {partitions} partitions not ready after {timeout} s")
             time.sleep(0.2)
+
+    def create_fresh(self, prefix: str, partitions: int) -> str:
+        """Create a new, uniquely named, empty topic ``<prefix>-<random>``; return its name."""
+        topic = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        self.create(topic, partitions)
+        return topic
 
     def delete(self, topic: str) -> None:
         """Delete ``topic`` if it exists and wait until the brokers forget it."""

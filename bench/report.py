@@ -36,6 +36,24 @@ def describe_run(run: dict[str, Any]) -> str:
     return text
 
 
+def _lost(entry: Entry) -> str:
+    """The lost count, saying when it is rows the reader had not returned when its grace time
+    after the producer's end ran out (held back, perhaps not lost for good)."""
+    if entry["lost"] and entry["timed_out"]:
+        return f"{entry['lost']} (not returned {entry['grace_s']:.0f} s after the end)"
+    return str(entry["lost"])
+
+
+def describe_follow(entry: Entry) -> str:
+    """One line for the progress log: a live window's outcome."""
+    return (
+        f"{entry['rows']:,} of {entry['produced']:,} rows (producer {entry['producer_rate']:,.0f}"
+        f" msgs/s), lost {_lost(entry)}, repeated {entry['repeated']}, latency p50 "
+        f"{entry['p50_ms']} ms, p99 {entry['p99_ms']} ms, max {entry['max_ms']} ms, "
+        f"{entry['batches']:,} batches"
+    )
+
+
 def find(
     entries: Iterable[Entry], reader: str, dataset: str, budget_mib: float | None = None
 ) -> Entry | None:
@@ -113,6 +131,7 @@ def targets(results: dict[str, Any], sets: dict[str, Dataset]) -> list[Entry]:
         )
     return (
         rows
+        + live_targets(results.get("live", []))
         + avro_targets(results.get("avro", []), sets["avro"])
         + ray_targets(results.get("ray", []), sets["ray"])
     )
@@ -193,6 +212,41 @@ def memory_targets(entries: list[Entry], sets: dict[str, Dataset]) -> list[Entry
                     above=False,
                 )
             )
+    return rows
+
+
+def _count_target(name: str, entry: Entry) -> Entry:
+    """Every produced (partition, offset) read exactly once: lost + repeated + unexpected
+    rows must be 0."""
+    if not _ok(entry):
+        return _target(name, None, 1, "", above=False)
+    wrong = entry["lost"] + entry["repeated"] + entry["unexpected"]
+    shown = (
+        f"{entry['rows']:,} read of {entry['produced']:,} produced, lost {_lost(entry)}, "
+        f"repeated {entry['repeated']}"
+        + (f", unexpected {entry['unexpected']}" if entry["unexpected"] else "")
+        + (f", out of offset order {entry['out_of_order']}" if entry["out_of_order"] else "")
+    )
+    return _target(name, wrong, 1, shown, above=False)
+
+
+def live_targets(entries: list[Entry]) -> list[Entry]:
+    rows: list[Entry] = []
+    for entry in entries:
+        if entry.get("reference"):
+            continue
+        what = f"live {entry['reader']}, {entry['config_label']}"
+        p99 = entry.get("p99_ms") if _ok(entry) else None
+        rows.append(
+            _target(
+                f"{what}: latency p99 < {entry['p99_target_ms']:.0f} ms",
+                p99,
+                entry["p99_target_ms"],
+                f"{p99} ms" if p99 is not None else "",
+                above=False,
+            )
+        )
+        rows.append(_count_target(f"{what}: rows read = rows produced", entry))
     return rows
 
 
@@ -378,6 +432,40 @@ def partitions_table(entries: list[Entry], sets: dict[str, Dataset]) -> list[str
     )
 
 
+def live_table(entries: list[Entry]) -> list[str]:
+    first = entries[0]
+    title = [
+        f"A producer process sends {first['rate']:,} msgs/s of {first['message_bytes']} B "
+        f"(`linger.ms=0`, round-robin) to a fresh {first['partitions']}-partition topic for "
+        f"{first['seconds']} s after a {first['warmup_s']:.0f}-s warm-up at the same rate (its "
+        "rows checked, not timed), each message's CreateTime = its send time; each reader, in "
+        "its own process, follows the topic from its first offset. Latency = the wall clock "
+        "when the row was returned to Python - its timestamp (ms, 1-ms bins, same machine). "
+        f"idle_timeout = {first['idle_timeout_ms']} ms (the default). CPU s / M msgs = the "
+        "reader process's CPU time over the window (less what noting the rows took) per "
+        "million rows: mostly the cost of waiting and of many small batches.",
+        "",
+    ]
+    return title + _table(
+        "| traffic | reader | rows | lost | repeated | p50 ms | p90 ms | p99 ms | max ms | "
+        "CPU s / M msgs | producer msgs/s |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        entries,
+        lambda entry: [entry["config_label"], entry["label"]],
+        lambda entry: [
+            f"{entry['rows']:,}",
+            _lost(entry),
+            str(entry["repeated"]),
+            str(entry["p50_ms"]),
+            str(entry["p90_ms"]),
+            str(entry["p99_ms"]),
+            _number(entry["max_ms"], 1),
+            _number(entry.get("cpu_s_per_m_msgs"), 2),
+            _number(entry["producer_rate"]),
+        ],
+    )
+
+
 def latency_table(entries: list[Entry]) -> list[str]:
     return _table(
         "| reader | first row s | rows in the last minute (first run) | all rows s |\n"
@@ -450,6 +538,9 @@ def markdown(results: dict[str, Any], sets: dict[str, Dataset]) -> str:
     if results["latency"]:
         lines += ["## First row of a relative scan (lookback 1 minute) on the 100-byte set", ""]
         lines += latency_table(results["latency"])
+    if results.get("live"):
+        lines += ["## Live: following a topic as it is written", ""]
+        lines += live_table(results["live"])
     if results.get("avro"):
         lines += [f"## Avro decoding: {sets['avro'].name}", ""]
         lines += avro_table(results["avro"], sets["avro"])

@@ -6,10 +6,12 @@ Produces the datasets the sections need once (bench/data.py), then runs every re
 :data:`READERS` on every throughput dataset, each run in a fresh process, and takes the median
 of the runs; then the same 2M x 100 B over 1,000 partitions; the memory measurements
 (``max_buffer_bytes`` = 64 MiB and 256 MiB on the skewed sets), the first-row latency of a
-``relative`` start, and the Avro decoding readers of :data:`AVRO_READERS` on the Avro set (its
-schema in the Schema Registry). Writes ``bench/results/<date>[-quick].{json,md,png}`` and
-prints the Markdown tables, every throughput figure as a ratio to the limit, every Avro figure
-as ratios to the Avro peer and to the raw scan, and a PASS/MISS line per target.
+``relative`` start, the latency of following a live topic (bench/live.py: a paced producer and
+a following reader, each its own process), and the Avro decoding readers of
+:data:`AVRO_READERS` on the Avro set (its schema in the Schema Registry). Writes
+``bench/results/<date>[-quick].{json,md,png}`` and prints the Markdown tables, every
+throughput figure as a ratio to the limit, every Avro figure as ratios to the Avro peer and to
+the raw scan, and a PASS/MISS line per target.
 
 Payload is key + value bytes; MB is 10^6 bytes; RSS figures are MiB; CPU figures are seconds of
 user + system time. The kafkars readers run in the main venv (``.venv``, where ``make build``
@@ -21,8 +23,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import platform
+import select
 import statistics
 import subprocess
 import sys
@@ -45,6 +49,7 @@ from report import MIB
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = ROOT / "bench" / "child.py"
 RAY_CHILD = ROOT / "bench" / "ray_child.py"
+LIVE = ROOT / "bench" / "live.py"
 LIMIT = ROOT / "target" / "release" / "kafkars-limit"
 #: The budgets of the memory targets: a small one, and the default (256 MiB).
 MEMORY_BUDGETS = (64 * MIB, 256 * MIB)
@@ -155,16 +160,88 @@ LATENCY_READERS = (
     ("consumer_manager", {"lookback_s": LOOKBACK_S}),
 )
 THROUGHPUT_DATASETS = ("100b", "1kb", "skew")
-SECTIONS = ("throughput", "partitions", "memory", "latency", "avro", "ray")
+SECTIONS = ("throughput", "partitions", "memory", "latency", "live", "avro", "ray")
 #: The datasets (roles) each section reads: only those of the chosen sections are produced.
+#: The live section produces its own fresh topics as it goes.
 SECTION_DATASETS = {
     "throughput": THROUGHPUT_DATASETS,
     "partitions": PARTITION_DATASETS,
     "memory": MEMORY_DATASETS,
     "latency": ("100b",),
+    "live": (),
     "avro": ("avro",),
     "ray": ("ray",),
 }
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """One shape of live traffic: which partitions of the fresh topic stay silent, and the
+    p99 latency (ms) that must not be reached."""
+
+    key: str
+    label: str
+    silent: tuple[int, ...]
+    p99_target_ms: float
+
+
+#: The live section: ``LIVE_RATE`` msgs/s of ``LIVE_SIZE`` bytes over ``LIVE_PARTITIONS``
+#: partitions for ``LIVE_SECONDS`` s (quick: ``LIVE_QUICK_SECONDS``), sent one by one
+#: (``linger.ms=0``).
+LIVE_RATE, LIVE_SIZE, LIVE_PARTITIONS = 1000, 100, 8
+LIVE_SECONDS, LIVE_QUICK_SECONDS = 60, 10
+#: kafkars' default ``idle_timeout``: how long a silent partition may hold the merge back (ms).
+IDLE_TIMEOUT_MS = 1000
+LIVE_CONFIGS = (
+    LiveConfig("all", f"all {LIVE_PARTITIONS} partitions receive data", (), 50),
+    LiveConfig(
+        "silent",
+        f"partition {LIVE_PARTITIONS - 1} of {LIVE_PARTITIONS} stays silent",
+        (LIVE_PARTITIONS - 1,),
+        IDLE_TIMEOUT_MS + 50,
+    ),
+)
+#: The live reader that only shows the set-up's floor.
+LIVE_REFERENCE = "confluent_kafka"
+#: The live readers: (key, label, bench/live.py's reader parameters).
+LIVE_READERS = (
+    (
+        "consumer_manager",
+        "ConsumerManager(from_earliest).poll(timeout_ms=100)",
+        {"reader": "consumer_manager", "poll_timeout_ms": 100},
+    ),
+    (
+        "kafka_scan",
+        "kafka_scan(follow := true) -> Arrow reader, batch_size=1",
+        {"reader": "kafka_scan", "batch_size": 1},
+    ),
+    # The same on a connection whose streaming buffer is 1 KB instead of kafkars.connect()'s
+    # 97.6 KiB: DuckDB hands rows out only once that buffer is full (or the query ends), so
+    # on a slow stream the buffer, not the scan, sets the latency.
+    (
+        "kafka_scan_1kb_buffer",
+        "the same, SET streaming_buffer_size = '1KB'",
+        {"reader": "kafka_scan", "batch_size": 1, "streaming_buffer_size": "1KB"},
+    ),
+    # The floor of this set-up: librdkafka's own consumer, no merge, no DuckDB. A reference,
+    # without targets.
+    (
+        LIVE_REFERENCE,
+        "reference: confluent-kafka poll(0.1) + consume(timeout=0), assigned, no merge",
+        {"reader": "confluent"},
+    ),
+)
+#: How often the reader's RSS is sampled during a live window (s).
+LIVE_RSS_EVERY_S = 1.0
+#: Between the reader's ready line and the producer's start (s): the reader's fetch
+#: requests are then waiting at the broker, as a live reader's are.
+SETTLE_S = 1.0
+#: The producer's warm-up before the measured messages (s): on a fresh topic the first
+#: second's messages reach every reader, librdkafka's own consumer included, hundreds of ms
+#: late. Its rows are checked for loss, not timed.
+WARMUP_S = 2.0
+#: How long a reader may take to be ready, and to reach the ends once it knows them (s).
+READY_TIMEOUT_S, GRACE_S = 60.0, 20.0
 #: The Ray section's readers, (key, label, ray_child.py's reader), each in the main venv
 #: (Ray is there, for kafkars.ray's tests), and the operations timed.
 RAY_READERS = (
@@ -579,6 +656,223 @@ def latency(sets: dict[str, Dataset], broker: Broker, options: Options) -> list[
     ]
 
 
+def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
+    """The next line ``process`` writes to its stdout, or "" after ``timeout`` s."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    return process.stdout.readline() if ready else ""
+
+
+def _json_line(line: str) -> dict[str, Any] | None:
+    try:
+        found = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _tail(path: Any) -> str:
+    """The last lines of a child's stderr file, for an error message."""
+    path.seek(0)
+    lines = [line for line in path.read().decode(errors="replace").splitlines() if line.strip()]
+    return " | ".join(lines[-3:]) or "(no stderr)"
+
+
+def follow_run(
+    broker: Broker,
+    options: Options,
+    reader_params: dict[str, Any],
+    producer_params: dict[str, Any],
+    rss_every_s: float,
+    minutes: int,
+) -> dict[str, Any]:
+    """One live window: a fresh topic, a following reader (bench/live.py follow, main venv)
+    and a paced producer (bench/live.py produce, this Python), each its own process.
+
+    The reader starts first, from the earliest offset of the empty topic, so it reads
+    everything the producer writes whatever its start-up takes. While the producer runs,
+    the reader's VmRSS is sampled every ``rss_every_s`` s. Then the producer's acknowledged
+    end offsets go to the reader, which reports once it has read up to them. Returns the
+    producer's report, the reader's, and the RSS samples as (s since the producer's first
+    message, MiB); raises when a process fails. The topic is deleted afterwards."""
+    topic = broker.create_fresh("bench-live", int(producer_params["partitions"]))
+    reader_argv = [
+        str(options.main_python),
+        str(LIVE),
+        "follow",
+        json.dumps(
+            {
+                **reader_params,
+                "brokers": options.brokers,
+                "topic": topic,
+                "partitions": producer_params["partitions"],
+                "minutes": minutes,
+                "grace_s": GRACE_S,
+            }
+        ),
+    ]
+    producer_argv = [
+        sys.executable,
+        str(LIVE),
+        "produce",
+        json.dumps({**producer_params, "brokers": options.brokers, "topic": topic}),
+    ]
+    seconds = float(producer_params["seconds"])
+    with tempfile.TemporaryFile() as reader_err, tempfile.TemporaryFile() as producer_err:
+        reader = subprocess.Popen(
+            reader_argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=reader_err,
+            cwd=ROOT,
+            text=True,
+        )
+        producer: subprocess.Popen[str] | None = None
+        try:
+            ready = _json_line(_read_line(reader, READY_TIMEOUT_S))
+            if not ready or not ready.get("ready"):
+                problem = (ready or {}).get("error") or _tail(reader_err)
+                raise RuntimeError(f"the reader did not start: {problem}")
+            time.sleep(SETTLE_S)
+            producer = subprocess.Popen(
+                producer_argv, stdout=subprocess.PIPE, stderr=producer_err, cwd=ROOT, text=True
+            )
+            samples: list[tuple[float, float]] = []
+            deadline = time.monotonic() + WARMUP_S + seconds + 120
+            while producer.poll() is None:
+                rss = proc_status_kib("VmRSS", reader.pid)
+                if rss is not None:
+                    samples.append((time.time(), rss / 1024))
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the producer did not finish within {seconds + 120:.0f} s")
+                time.sleep(rss_every_s)
+            produced = _last_json(producer.stdout.read() if producer.stdout else "")
+            if producer.returncode != 0 or produced is None or "error" in produced:
+                problem = (produced or {}).get("error") or _tail(producer_err)
+                raise RuntimeError(f"the producer failed: {problem}")
+            if produced["undelivered"] or produced["errors"] or not produced["dense"]:
+                raise RuntimeError(
+                    f"the producer's offsets are not a clean record: {produced['undelivered']} "
+                    f"undelivered, {produced['errors']} errors ({produced['first_error']}), "
+                    f"dense: {produced['dense']}"
+                )
+            assert reader.stdin is not None
+            reader.stdin.write(json.dumps({"ends": produced["ends"]}) + "\n")
+            reader.stdin.close()
+            # The reader prints one line more: what it saw, once it reached the ends or its
+            # grace time ran out.
+            seen = _json_line(_read_line(reader, GRACE_S + 60))
+            if seen is None or "error" in seen:
+                problem = (seen or {}).get("error") or _tail(reader_err)
+                raise RuntimeError(f"the reader failed: {problem}")
+        finally:
+            for process in (reader, producer):
+                if process is not None and process.poll() is None:
+                    process.kill()
+                    process.wait()
+            broker.delete(topic)
+    started_s = produced["started_ms"] / 1000
+    return {
+        "topic": topic,
+        "producer": produced,
+        "reader": seen,
+        "rss_mib": [(round(t - started_s, 1), round(mib, 1)) for t, mib in samples],
+    }
+
+
+def _follow_entry(
+    base: dict[str, Any], run: Callable[[], dict[str, Any]], name: str
+) -> dict[str, Any]:
+    """``base`` with the outcome of ``run`` (a :func:`follow_run`), or marked failed."""
+    entry = dict(base)
+    try:
+        outcome = run()
+    except Exception as error:  # a failing reader is a result, not a crash
+        entry.update(status="failed", error=str(error))
+        print(f"  {name}: FAILED: {error}", flush=True)
+        return entry
+    seen, produced = outcome["reader"], outcome["producer"]
+    latency = seen["latency"]
+    entry.update(
+        status="ok",
+        topic=outcome["topic"],
+        produced=produced["sent"],
+        warmup_rows=seen["warmup_rows"],
+        warmup_s=WARMUP_S,
+        producer_rate=produced["rate"],
+        rows=seen["rows"],
+        lost=seen["lost"],
+        repeated=seen["repeated"],
+        out_of_order=seen["out_of_order"],
+        unexpected=seen["unexpected"],
+        timed_out=seen["timed_out"],
+        grace_s=GRACE_S,
+        p50_ms=latency.get("p50_ms"),
+        p90_ms=latency.get("p90_ms"),
+        p99_ms=latency.get("p99_ms"),
+        max_ms=latency.get("max_ms"),
+        per_minute=latency.get("per_minute", []),
+        max_ms_per_second=latency.get("max_ms_per_second", []),
+        reader_cpu_seconds=seen["cpu_seconds"],
+        measuring_cpu_seconds=seen["measuring_cpu_seconds"],
+        batches=seen["batches"],
+        cpu_s_per_m_msgs=seen["cpu_seconds"] / seen["rows"] * 1e6 if seen["rows"] else None,
+        rss_mib=outcome["rss_mib"],
+        producer_report=produced,
+        reader_partitions=seen["partitions"],
+    )
+    print(f"  {name}: {report.describe_follow(entry)}", flush=True)
+    return entry
+
+
+def live(broker: Broker, options: Options, quick: bool) -> list[dict[str, Any]]:
+    """Each reader of :data:`LIVE_READERS` following each :data:`LIVE_CONFIGS` traffic for
+    one window: one window of 60,000 rows is the sample, not repeated per ``--runs``."""
+    seconds = LIVE_QUICK_SECONDS if quick else LIVE_SECONDS
+    entries = []
+    for config in LIVE_CONFIGS:
+        print(f"live ({LIVE_RATE:,} msgs/s for {seconds} s): {config.label}", flush=True)
+        for key, label, reader_params in LIVE_READERS:
+            producer_params = {
+                "rate": LIVE_RATE,
+                "seconds": seconds,
+                "partitions": LIVE_PARTITIONS,
+                "silent": list(config.silent),
+                "size": LIVE_SIZE,
+                "linger_ms": 0,
+                "warmup_s": WARMUP_S,
+            }
+            base = {
+                "reader": key,
+                "label": label,
+                "config": config.key,
+                "config_label": config.label,
+                "p99_target_ms": config.p99_target_ms,
+                "reference": key == LIVE_REFERENCE,
+                "idle_timeout_ms": IDLE_TIMEOUT_MS,
+                "rate": LIVE_RATE,
+                "seconds": seconds,
+                "partitions": LIVE_PARTITIONS,
+                "message_bytes": LIVE_SIZE,
+                "load_average_1m": round(os.getloadavg()[0], 2),
+            }
+            entries.append(
+                _follow_entry(
+                    base,
+                    lambda reader_params=reader_params, producer_params=producer_params: follow_run(
+                        broker,
+                        options,
+                        reader_params,
+                        producer_params,
+                        LIVE_RSS_EVERY_S,
+                        minutes=math.ceil(seconds / 60) + 1,
+                    ),
+                    f"{key} ({config.key})",
+                )
+            )
+    return entries
+
+
 def machine_facts() -> dict[str, Any]:
     cpu = next(
         (
@@ -728,6 +1022,8 @@ def main(argv: Sequence[str]) -> int:
             "cpu_seconds": "CPU time of the reader's process (every thread) over that span; the "
             "limit program and kcat: their whole process (wait4)",
             "cpu_s_per_m_msgs": "cpu_seconds / messages x 10^6",
+            "latency": "ms: the wall clock when the row was returned - its CreateTime (the "
+            "producer's wall clock when it sent it); 1-ms bins, percentiles = the bin's floor",
         },
         "machine": machine_facts(),
     }
@@ -767,6 +1063,7 @@ def main(argv: Sequence[str]) -> int:
     )
     results["memory"] = memory(sets, broker, options) if "memory" in sections else []
     results["latency"] = latency(sets, broker, options) if "latency" in sections else []
+    results["live"] = live(broker, options, args.quick) if "live" in sections else []
     results["avro"] = avro(sets, avro_readers, broker, options) if "avro" in sections else []
     results["ray"] = ray_section(sets, options) if "ray" in sections else []
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
