@@ -20,6 +20,13 @@ GROWTH_FRACTION, GROWTH_FLOOR_MIB = 0.10, 5.0
 MANY_PARTITIONS_FLOOR = 0.7
 #: kafkars' default max_buffer_bytes (MiB), the readers' budget where none is given.
 DEFAULT_BUDGET_MIB = 256
+#: The soak targets: RSS after the last minute within this fraction of RSS after minute 1;
+#: the last minute's latency p99 at most SOAK_P99_FACTOR x the second minute's (the first
+#: holds the start-up), or SOAK_P99_FLOOR_MS more when that is more (at a few ms, 2x is the
+#: 1-ms bins' noise); the producer reaching this fraction of the rate asked for.
+SOAK_RSS_FRACTION = 0.10
+SOAK_P99_FACTOR, SOAK_P99_FLOOR_MS = 2.0, 5.0
+SOAK_RATE_FLOOR = 0.95
 
 
 def describe_run(run: dict[str, Any]) -> str:
@@ -52,6 +59,17 @@ def describe_follow(entry: Entry) -> str:
         f"{entry['p50_ms']} ms, p99 {entry['p99_ms']} ms, max {entry['max_ms']} ms, "
         f"{entry['batches']:,} batches"
     )
+
+
+def soak_rss(samples: list[tuple[float, float]], seconds: float) -> Entry:
+    """The soak's RSS figures from its samples ((s since the first message, MiB)): after
+    minute 1 (the first sample at or after 60 s), after the last minute (the last sample
+    while the producer was still sending) and their relative change."""
+    after_first = next((mib for t, mib in samples if t >= 60), None)
+    during = [mib for t, mib in samples if t <= seconds]
+    last = during[-1] if during else None
+    change = (last - after_first) / after_first if after_first and last is not None else None
+    return {"rss_mib_minute_1": after_first, "rss_mib_last_minute": last, "rss_change": change}
 
 
 def find(
@@ -132,6 +150,7 @@ def targets(results: dict[str, Any], sets: dict[str, Dataset]) -> list[Entry]:
     return (
         rows
         + live_targets(results.get("live", []))
+        + soak_targets(results.get("soak", []))
         + avro_targets(results.get("avro", []), sets["avro"])
         + ray_targets(results.get("ray", []), sets["ray"])
     )
@@ -247,6 +266,63 @@ def live_targets(entries: list[Entry]) -> list[Entry]:
             )
         )
         rows.append(_count_target(f"{what}: rows read = rows produced", entry))
+    return rows
+
+
+def _minute(entry: Entry, minute: int) -> Entry | None:
+    return next((m for m in entry.get("per_minute", []) if m["minute"] == minute), None)
+
+
+def soak_targets(entries: list[Entry]) -> list[Entry]:
+    rows: list[Entry] = []
+    for entry in entries:
+        ok = _ok(entry)
+        rate = entry.get("producer_rate") if ok else None
+        rows.append(
+            _target(
+                f"soak producer reaches {SOAK_RATE_FLOOR:.0%} of {entry['rate']:,} msgs/s",
+                rate,
+                SOAK_RATE_FLOOR * entry["rate"],
+                f"{rate:,.0f} msgs/s" if rate is not None else "",
+                above=True,
+            )
+        )
+        change = entry.get("rss_change") if ok else None
+        rows.append(
+            _target(
+                f"soak RSS after the last minute within {SOAK_RSS_FRACTION:.0%} of RSS after "
+                "minute 1",
+                abs(change) if change is not None else None,
+                SOAK_RSS_FRACTION,
+                f"{entry['rss_mib_last_minute']:.1f} MiB vs {entry['rss_mib_minute_1']:.1f} MiB "
+                f"({change:+.1%})"
+                if change is not None
+                else "",
+                above=False,
+            )
+        )
+        # The first minute holds the start-up; the last full minute is the one before the
+        # producer stopped (minutes count from the first row).
+        second = _minute(entry, 1) if ok else None
+        last = _minute(entry, int(entry["seconds"] // 60) - 1) if ok else None
+        steady = None
+        shown = ""
+        limit = 0.0
+        if second and last and second.get("rows") and last.get("rows"):
+            limit = max(SOAK_P99_FACTOR * second["p99_ms"], second["p99_ms"] + SOAK_P99_FLOOR_MS)
+            steady = float(last["p99_ms"])
+            shown = f"last minute {last['p99_ms']} ms, second minute {second['p99_ms']} ms"
+        rows.append(
+            _target(
+                f"soak latency steady: the last minute's p99 <= {SOAK_P99_FACTOR:.0f}x the second "
+                f"minute's (or {SOAK_P99_FLOOR_MS:.0f} ms more)",
+                steady,
+                limit + 0.5,
+                shown,
+                above=False,
+            )
+        )
+        rows.append(_count_target("soak rows read = rows produced", entry))
     return rows
 
 
@@ -466,6 +542,51 @@ def live_table(entries: list[Entry]) -> list[str]:
     )
 
 
+def soak_lines(entry: Entry) -> list[str]:
+    lines = [
+        f"ConsumerManager following a producer process at {entry['rate']:,} msgs/s of "
+        f"{entry['message_bytes']} B (`linger.ms={entry['producer_linger_ms']}`) over "
+        f"{entry['partitions']} partitions of a fresh topic for {entry['seconds']} s after a "
+        f"{entry['warmup_s']:.0f}-s warm-up (checked, not timed); RSS = the reader process's "
+        f"VmRSS, sampled every {entry['rss_every_s']:.0f} s; minutes count from the first "
+        "timed row (a last, partial one holds the rows returned after the window).",
+        "",
+    ]
+    if not _ok(entry):
+        return [*lines, _failure(entry), ""]
+    lines += [
+        f"- producer: {entry['produced']:,} messages at {entry['producer_rate']:,.0f} msgs/s",
+        f"- read: {entry['rows']:,} rows, lost {_lost(entry)}, repeated {entry['repeated']}, "
+        f"out of offset order {entry['out_of_order']}",
+        f"- RSS: {_number(entry.get('rss_mib_minute_1'), 1)} MiB after minute 1, "
+        f"{_number(entry.get('rss_mib_last_minute'), 1)} MiB after the last minute",
+        f"- CPU: {_number(entry.get('cpu_s_per_m_msgs'), 2)} s per million rows "
+        f"({entry['reader_cpu_seconds']:.1f} s in all)",
+        "",
+    ]
+    return lines + _table(
+        "| minute | rows | p50 ms | p99 ms | max ms | RSS MiB at its end |\n"
+        "|---:|---:|---:|---:|---:|---:|",
+        ({**m, "status": "ok"} for m in entry["per_minute"]),
+        lambda m: [
+            str(m["minute"] + 1) + (" (after)" if m["minute"] >= entry["seconds"] // 60 else "")
+        ],
+        lambda m: [
+            f"{m['rows']:,}",
+            str(m["p50_ms"]),
+            str(m["p99_ms"]),
+            _number(m["max_ms"], 1),
+            _number(_rss_at(entry["rss_mib"], 60 * (m["minute"] + 1)), 1),
+        ],
+    )
+
+
+def _rss_at(samples: list[tuple[float, float]], seconds: float) -> float | None:
+    """The last RSS sample at or before ``seconds``."""
+    before = [mib for t, mib in samples if t <= seconds]
+    return before[-1] if before else None
+
+
 def latency_table(entries: list[Entry]) -> list[str]:
     return _table(
         "| reader | first row s | rows in the last minute (first run) | all rows s |\n"
@@ -541,6 +662,9 @@ def markdown(results: dict[str, Any], sets: dict[str, Dataset]) -> str:
     if results.get("live"):
         lines += ["## Live: following a topic as it is written", ""]
         lines += live_table(results["live"])
+    for entry in results.get("soak", []):
+        lines += ["## Soak: following 20,000 msgs/s", ""]
+        lines += soak_lines(entry)
     if results.get("avro"):
         lines += [f"## Avro decoding: {sets['avro'].name}", ""]
         lines += avro_table(results["avro"], sets["avro"])

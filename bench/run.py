@@ -7,9 +7,9 @@ Produces the datasets the sections need once (bench/data.py), then runs every re
 of the runs; then the same 2M x 100 B over 1,000 partitions; the memory measurements
 (``max_buffer_bytes`` = 64 MiB and 256 MiB on the skewed sets), the first-row latency of a
 ``relative`` start, the latency of following a live topic (bench/live.py: a paced producer and
-a following reader, each its own process), and the Avro decoding readers of
-:data:`AVRO_READERS` on the Avro set (its schema in the Schema Registry). Writes
-``bench/results/<date>[-quick].{json,md,png}`` and prints the Markdown tables, every
+a following reader, each its own process), a soak of following 20,000 msgs/s, and the Avro
+decoding readers of :data:`AVRO_READERS` on the Avro set (its schema in the Schema Registry).
+Writes ``bench/results/<date>[-quick].{json,md,png}`` and prints the Markdown tables, every
 throughput figure as a ratio to the limit, every Avro figure as ratios to the Avro peer and to
 the raw scan, and a PASS/MISS line per target.
 
@@ -160,15 +160,16 @@ LATENCY_READERS = (
     ("consumer_manager", {"lookback_s": LOOKBACK_S}),
 )
 THROUGHPUT_DATASETS = ("100b", "1kb", "skew")
-SECTIONS = ("throughput", "partitions", "memory", "latency", "live", "avro", "ray")
+SECTIONS = ("throughput", "partitions", "memory", "latency", "live", "soak", "avro", "ray")
 #: The datasets (roles) each section reads: only those of the chosen sections are produced.
-#: The live section produces its own fresh topics as it goes.
+#: The live and soak sections produce their own fresh topics as they go.
 SECTION_DATASETS = {
     "throughput": THROUGHPUT_DATASETS,
     "partitions": PARTITION_DATASETS,
     "memory": MEMORY_DATASETS,
     "latency": ("100b",),
     "live": (),
+    "soak": (),
     "avro": ("avro",),
     "ray": ("ray",),
 }
@@ -203,7 +204,8 @@ LIVE_CONFIGS = (
 )
 #: The live reader that only shows the set-up's floor.
 LIVE_REFERENCE = "confluent_kafka"
-#: The live readers: (key, label, bench/live.py's reader parameters).
+#: The live readers: (key, label, bench/live.py's reader parameters). The first is the
+#: soak's reader.
 LIVE_READERS = (
     (
         "consumer_manager",
@@ -231,8 +233,13 @@ LIVE_READERS = (
         {"reader": "confluent"},
     ),
 )
-#: How often the reader's RSS is sampled during a live window (s).
-LIVE_RSS_EVERY_S = 1.0
+#: The soak: ConsumerManager following ``SOAK_RATE`` msgs/s of ``SOAK_SIZE`` bytes over
+#: ``SOAK_PARTITIONS`` partitions for ``SOAK_SECONDS`` s (quick: ``SOAK_QUICK_SECONDS``); the
+#: producer batches for ``SOAK_LINGER_MS`` ms so that one Python process can send that much.
+SOAK_RATE, SOAK_SIZE, SOAK_PARTITIONS, SOAK_LINGER_MS = 20_000, 100, 8, 5
+SOAK_SECONDS, SOAK_QUICK_SECONDS = 600, 120
+#: How often the reader's RSS is sampled (s): during the soak, and during a live window.
+SOAK_RSS_EVERY_S, LIVE_RSS_EVERY_S = 2.0, 1.0
 #: Between the reader's ready line and the producer's start (s): the reader's fetch
 #: requests are then waiting at the broker, as a live reader's are.
 SETTLE_S = 1.0
@@ -873,6 +880,47 @@ def live(broker: Broker, options: Options, quick: bool) -> list[dict[str, Any]]:
     return entries
 
 
+def soak(broker: Broker, options: Options, quick: bool) -> list[dict[str, Any]]:
+    """ConsumerManager following :data:`SOAK_RATE` msgs/s for :data:`SOAK_SECONDS` s."""
+    seconds = SOAK_QUICK_SECONDS if quick else SOAK_SECONDS
+    print(f"soak: ConsumerManager following {SOAK_RATE:,} msgs/s for {seconds} s", flush=True)
+    key, label, reader_params = LIVE_READERS[0]
+    producer_params = {
+        "rate": SOAK_RATE,
+        "seconds": seconds,
+        "partitions": SOAK_PARTITIONS,
+        "size": SOAK_SIZE,
+        "linger_ms": SOAK_LINGER_MS,
+        "warmup_s": WARMUP_S,
+    }
+    base = {
+        "reader": key,
+        "label": label,
+        "rate": SOAK_RATE,
+        "seconds": seconds,
+        "partitions": SOAK_PARTITIONS,
+        "message_bytes": SOAK_SIZE,
+        "producer_linger_ms": SOAK_LINGER_MS,
+        "rss_every_s": SOAK_RSS_EVERY_S,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+    entry = _follow_entry(
+        base,
+        lambda: follow_run(
+            broker,
+            options,
+            reader_params,
+            producer_params,
+            SOAK_RSS_EVERY_S,
+            minutes=math.ceil(seconds / 60) + 1,
+        ),
+        f"{key} (soak)",
+    )
+    if entry["status"] == "ok":
+        entry.update(report.soak_rss(entry["rss_mib"], seconds))
+    return [entry]
+
+
 def machine_facts() -> dict[str, Any]:
     cpu = next(
         (
@@ -1064,6 +1112,7 @@ def main(argv: Sequence[str]) -> int:
     results["memory"] = memory(sets, broker, options) if "memory" in sections else []
     results["latency"] = latency(sets, broker, options) if "latency" in sections else []
     results["live"] = live(broker, options, args.quick) if "live" in sections else []
+    results["soak"] = soak(broker, options, args.quick) if "soak" in sections else []
     results["avro"] = avro(sets, avro_readers, broker, options) if "avro" in sections else []
     results["ray"] = ray_section(sets, options) if "ray" in sections else []
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
