@@ -2,7 +2,10 @@
 
 Every dataset is produced with confluent-kafka at full speed, uncompressed
 (``compression.type=none``), without keys, with explicit timestamps one millisecond apart from
-2024-01-01 in production order, so a ``lookback`` of a minute never reaches them. A topic is
+2024-01-01 in production order, so a ``lookback`` of a minute never reaches them. The
+many-partition set is the exception: it is produced one partition after another (so each
+partition's messages leave in a few whole batches, not one message per batch), but stamped as if
+produced round-robin, so its timestamps interleave across partitions like the others'. A topic is
 reused while its partitions hold exactly the expected messages (the 100-byte set may hold more:
 the latency measurement appends fresh messages to it); otherwise it is deleted and produced again.
 
@@ -21,13 +24,14 @@ import json
 import os
 import struct
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, IsolationLevel, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -87,6 +91,9 @@ class Dataset:
     grows: bool = False
     #: ``"bytes"`` (random bytes) or ``"avro"`` (:func:`order` records, ``size`` bytes each).
     value_format: str = "bytes"
+    #: Produced one partition after another, stamped as if round-robin (see :meth:`stamped`);
+    #: for even sets only.
+    by_partition: bool = False
 
     @property
     def messages(self) -> int:
@@ -105,6 +112,22 @@ class Dataset:
             for partition, share in enumerate(shares):
                 for _ in range(share):
                     yield partition
+
+    def stamped(self) -> Iterator[tuple[int, int]]:
+        """(partition, timestamp in ms) of each message in production order.
+
+        Message ``i`` of :meth:`schedule` is stamped ``BASE_TIMESTAMP_MS + i``. A
+        ``by_partition`` set is produced partition after partition instead, message ``k`` of
+        partition ``p`` stamped ``BASE_TIMESTAMP_MS + k * partitions + p``: the same messages
+        and timestamps as round-robin production, in an order that fills whole producer
+        batches (round-robin over 1,000 partitions would send one tiny batch per message)."""
+        if not self.by_partition:
+            for i, partition in enumerate(self.schedule()):
+                yield partition, BASE_TIMESTAMP_MS + i
+            return
+        for partition, count in enumerate(self.counts):
+            for k in range(count):
+                yield partition, BASE_TIMESTAMP_MS + k * self.partitions + partition
 
     @property
     def amount_sum(self) -> Decimal | None:
@@ -154,9 +177,13 @@ def skewed(unit: int, partitions: int = 8, factor: int = 20) -> tuple[int, ...]:
     return (unit * factor,) + (unit,) * (partitions - 1)
 
 
+#: Partitions of the many-partition set.
+MANY_PARTITIONS = 1000
+
+
 def datasets(quick: bool) -> dict[str, Dataset]:
-    """The datasets by role: ``100b``, ``1kb``, ``skew``, ``skew-10x``, ``avro``, ``ray``.
-    Quick mode uses a tenth of each, under other names."""
+    """The datasets by role: ``100b``, ``1kb``, ``skew``, ``skew-10x``, ``avro``, ``ray``,
+    ``100b-1000p``. Quick mode uses a tenth of each, under other names."""
     if quick:
         names = ("bench-quick-100b-200k", "bench-quick-1kb-20k", "bench-quick-skew")
         avro, ray, scale = "bench-quick-avro-100k", "bench-quick-ray-800k", 10
@@ -178,8 +205,17 @@ def datasets(quick: bool) -> dict[str, Dataset]:
         # A Ray Data job pays seconds of start-up (executor, task scheduling, worker imports)
         # whatever reads: the set is large enough for the read itself to weigh.
         Dataset(ray, 100, even(8_000_000 // scale), "Ray Data, small messages"),
+        # The 100-byte set's messages over 1,000 partitions instead of 8.
+        Dataset(
+            f"{names[0]}-{MANY_PARTITIONS}p",
+            100,
+            even(2_000_000 // scale, MANY_PARTITIONS),
+            f"many partitions: the 100-byte set over {MANY_PARTITIONS:,}",
+            by_partition=True,
+        ),
     ]
-    return dict(zip(("100b", "1kb", "skew", "skew-10x", "avro", "ray"), sets, strict=True))
+    roles = ("100b", "1kb", "skew", "skew-10x", "avro", "ray", "100b-1000p")
+    return dict(zip(roles, sets, strict=True))
 
 
 class Broker:
@@ -192,18 +228,25 @@ class Broker:
         self.admin = AdminClient({"bootstrap.servers": brokers})
 
     def watermarks(self, topic: str) -> dict[int, tuple[int, int]] | None:
-        """Low and high watermark per partition, or None when the topic does not exist."""
+        """Low and high watermark per partition, or None when the topic does not exist.
+
+        Two batched ListOffsets requests (earliest, latest) for all partitions: one round trip
+        per partition would take seconds on the 1,000-partition set."""
         metadata = self.admin.list_topics(timeout=30)
         if topic not in metadata.topics:
             return None
-        consumer = Consumer({"bootstrap.servers": self.brokers, "group.id": "kafkars-bench-admin"})
-        try:
-            return {
-                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-                for p in sorted(metadata.topics[topic].partitions)
-            }
-        finally:
-            consumer.close()
+        partitions = sorted(metadata.topics[topic].partitions)
+
+        def offsets(spec: OffsetSpec) -> dict[int, int]:
+            futures = self.admin.list_offsets(
+                {TopicPartition(topic, p): spec for p in partitions},
+                isolation_level=IsolationLevel.READ_UNCOMMITTED,
+                request_timeout=30,
+            )
+            return {tp.partition: future.result().offset for tp, future in futures.items()}
+
+        low, high = offsets(OffsetSpec.earliest()), offsets(OffsetSpec.latest())
+        return {p: (low[p], high[p]) for p in partitions}
 
     def message_count(self, topic: str) -> int:
         marks = self.watermarks(topic) or {}
@@ -238,9 +281,7 @@ class Broker:
                     flush=True,
                 )
         self.delete(dataset.name)
-        self.admin.create_topics([NewTopic(dataset.name, dataset.partitions, 1)])[
-            dataset.name
-        ].result(timeout=60)
+        self.create(dataset.name, dataset.partitions)
         started = time.perf_counter()
         self.produce(dataset)
         seconds = time.perf_counter() - started
@@ -259,6 +300,31 @@ class Broker:
                 flush=True,
             )
         return seconds
+
+    def create(self, topic: str, partitions: int, timeout: float = 120.0) -> None:
+        """Create ``topic`` and wait until the metadata lists every partition with a leader:
+        a broker takes a while to bring 1,000 partitions online, and messages produced to a
+        partition without a leader wait in the producer's queue."""
+        self.admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(timeout=60)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.admin.list_topics(topic, timeout=30).topics.get(topic)
+            if (
+                found is not None
+                and found.error is None
+                and len(found.partitions) == partitions
+                and all(p.leader >= 0 for p in found.partitions.values())
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{topic}: {partitions} partitions not ready after {timeout} s")
+            time.sleep(0.2)
+
+    def create_fresh(self, prefix: str, partitions: int) -> str:
+        """Create a new, uniquely named, empty topic ``<prefix>-<random>``; return its name."""
+        topic = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        self.create(topic, partitions)
+        return topic
 
     def delete(self, topic: str) -> None:
         """Delete ``topic`` if it exists and wait until the brokers forget it."""
@@ -291,10 +357,7 @@ class Broker:
         value = os.urandom(dataset.size)
         self._send(
             dataset.name,
-            (
-                (partition, BASE_TIMESTAMP_MS + i, value)
-                for i, partition in enumerate(dataset.schedule())
-            ),
+            ((partition, timestamp, value) for partition, timestamp in dataset.stamped()),
         )
 
     def append_fresh(self, topic: str, count: int, size: int, partitions: int) -> None:

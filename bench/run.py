@@ -4,15 +4,18 @@
 
 Produces the datasets the sections need once (bench/data.py), then runs every reader of
 :data:`READERS` on every throughput dataset, each run in a fresh process, and takes the median
-of the runs; then the memory measurements (``max_buffer_bytes`` = 64 MiB on the skewed sets),
-the first-row latency of a ``relative`` start, and the Avro decoding readers of
-:data:`AVRO_READERS` on the Avro set (its schema in the Schema Registry). Writes
-``bench/results/<date>[-quick].{json,md,png}`` and prints the Markdown tables, every
+of the runs; then the same 2M x 100 B over 1,000 partitions; the memory measurements
+(``max_buffer_bytes`` = 64 MiB and 256 MiB on the skewed sets), the first-row latency of a
+``relative`` start, the latency of following a live topic (bench/live.py: a paced producer and
+a following reader, each its own process), a soak of following 20,000 msgs/s, and the Avro
+decoding readers of :data:`AVRO_READERS` on the Avro set (its schema in the Schema Registry).
+Writes ``bench/results/<date>[-quick].{json,md,png}`` and prints the Markdown tables, every
 throughput figure as a ratio to the limit, every Avro figure as ratios to the Avro peer and to
 the raw scan, and a PASS/MISS line per target.
 
-Payload is key + value bytes; MB is 10^6 bytes; RSS figures are MiB. The kafkars readers run in
-the main venv (``.venv``, where ``make build`` installs kafkars), the peers in ``.venv-bench``.
+Payload is key + value bytes; MB is 10^6 bytes; RSS figures are MiB; CPU figures are seconds of
+user + system time. The kafkars readers run in the main venv (``.venv``, where ``make build``
+installs kafkars), the peers in ``.venv-bench``.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import platform
+import select
 import statistics
 import subprocess
 import sys
@@ -44,9 +49,10 @@ from report import MIB
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = ROOT / "bench" / "child.py"
 RAY_CHILD = ROOT / "bench" / "ray_child.py"
+LIVE = ROOT / "bench" / "live.py"
 LIMIT = ROOT / "target" / "release" / "kafkars-limit"
-#: The budget of the memory target.
-MEMORY_BUDGET = 64 * MIB
+#: The budgets of the memory targets: a small one, and the default (256 MiB).
+MEMORY_BUDGETS = (64 * MIB, 256 * MIB)
 #: Fresh messages appended to the 100-byte set before each latency run.
 FRESH_MESSAGES = 1000
 LOOKBACK_S = 60
@@ -135,24 +141,114 @@ AVRO_READER_BY_KEY = {reader.key: reader for reader in AVRO_READERS}
 #: The Avro section's references: the peer and our raw-bytes scan of the same topic.
 AVRO_PEER, AVRO_RAW = "confluent_avro", "kafka_scan_raw"
 
-#: (reader, dataset role) pairs of the memory target: the budget, on the skewed sets.
-MEMORY_READERS = ("kafka_scan", "consumer_manager")
+#: The readers of the memory targets, each at every budget on both skewed sets: every way
+#: kafkars reads.
+MEMORY_READERS = ("kafka_scan", "kafka_scan_arrow", "consumer_manager", "kafka_scan_unordered")
 MEMORY_DATASETS = ("skew", "skew-10x")
+#: The readers compared on 8 and on 1,000 partitions (the 100-byte set's messages).
+PARTITION_READERS = (
+    "limit",
+    "kafka_scan",
+    "kafka_scan_unordered",
+    "kafka_scan_arrow",
+    "consumer_manager",
+)
+PARTITION_DATASETS = ("100b", "100b-1000p")
 #: Readers timed to their first row from a ``relative`` start, with their extra parameters.
 LATENCY_READERS = (
     ("kafka_scan_arrow", {"lookback_s": LOOKBACK_S, "batch_size": 1}),
     ("consumer_manager", {"lookback_s": LOOKBACK_S}),
 )
 THROUGHPUT_DATASETS = ("100b", "1kb", "skew")
-SECTIONS = ("throughput", "memory", "latency", "avro", "ray")
+SECTIONS = ("throughput", "partitions", "memory", "latency", "live", "soak", "avro", "ray")
 #: The datasets (roles) each section reads: only those of the chosen sections are produced.
+#: The live and soak sections produce their own fresh topics as they go.
 SECTION_DATASETS = {
     "throughput": THROUGHPUT_DATASETS,
+    "partitions": PARTITION_DATASETS,
     "memory": MEMORY_DATASETS,
     "latency": ("100b",),
+    "live": (),
+    "soak": (),
     "avro": ("avro",),
     "ray": ("ray",),
 }
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """One shape of live traffic: which partitions of the fresh topic stay silent, and the
+    p99 latency (ms) that must not be reached."""
+
+    key: str
+    label: str
+    silent: tuple[int, ...]
+    p99_target_ms: float
+
+
+#: The live section: ``LIVE_RATE`` msgs/s of ``LIVE_SIZE`` bytes over ``LIVE_PARTITIONS``
+#: partitions for ``LIVE_SECONDS`` s (quick: ``LIVE_QUICK_SECONDS``), sent one by one
+#: (``linger.ms=0``).
+LIVE_RATE, LIVE_SIZE, LIVE_PARTITIONS = 1000, 100, 8
+LIVE_SECONDS, LIVE_QUICK_SECONDS = 60, 10
+#: kafkars' default ``idle_timeout``: how long a silent partition may hold the merge back (ms).
+IDLE_TIMEOUT_MS = 1000
+LIVE_CONFIGS = (
+    LiveConfig("all", f"all {LIVE_PARTITIONS} partitions receive data", (), 50),
+    LiveConfig(
+        "silent",
+        f"partition {LIVE_PARTITIONS - 1} of {LIVE_PARTITIONS} stays silent",
+        (LIVE_PARTITIONS - 1,),
+        IDLE_TIMEOUT_MS + 50,
+    ),
+)
+#: The live reader that only shows the set-up's floor.
+LIVE_REFERENCE = "confluent_kafka"
+#: The live readers: (key, label, bench/live.py's reader parameters). The first is the
+#: soak's reader.
+LIVE_READERS = (
+    (
+        "consumer_manager",
+        "ConsumerManager(from_earliest).poll(timeout_ms=100)",
+        {"reader": "consumer_manager", "poll_timeout_ms": 100},
+    ),
+    (
+        "kafka_scan",
+        "kafka_scan(follow := true) -> Arrow reader, batch_size=1",
+        {"reader": "kafka_scan", "batch_size": 1},
+    ),
+    # The same on a connection whose streaming buffer is 1 KB instead of kafkars.connect()'s
+    # 97.6 KiB: DuckDB hands rows out only once that buffer is full (or the query ends), so
+    # on a slow stream the buffer, not the scan, sets the latency.
+    (
+        "kafka_scan_1kb_buffer",
+        "the same, SET streaming_buffer_size = '1KB'",
+        {"reader": "kafka_scan", "batch_size": 1, "streaming_buffer_size": "1KB"},
+    ),
+    # The floor of this set-up: librdkafka's own consumer, no merge, no DuckDB. A reference,
+    # without targets.
+    (
+        LIVE_REFERENCE,
+        "reference: confluent-kafka poll(0.1) + consume(timeout=0), assigned, no merge",
+        {"reader": "confluent"},
+    ),
+)
+#: The soak: ConsumerManager following ``SOAK_RATE`` msgs/s of ``SOAK_SIZE`` bytes over
+#: ``SOAK_PARTITIONS`` partitions for ``SOAK_SECONDS`` s (quick: ``SOAK_QUICK_SECONDS``); the
+#: producer batches for ``SOAK_LINGER_MS`` ms so that one Python process can send that much.
+SOAK_RATE, SOAK_SIZE, SOAK_PARTITIONS, SOAK_LINGER_MS = 20_000, 100, 8, 5
+SOAK_SECONDS, SOAK_QUICK_SECONDS = 600, 120
+#: How often the reader's RSS is sampled (s): during the soak, and during a live window.
+SOAK_RSS_EVERY_S, LIVE_RSS_EVERY_S = 2.0, 1.0
+#: Between the reader's ready line and the producer's start (s): the reader's fetch
+#: requests are then waiting at the broker, as a live reader's are.
+SETTLE_S = 1.0
+#: The producer's warm-up before the measured messages (s): on a fresh topic the first
+#: second's messages reach every reader, librdkafka's own consumer included, hundreds of ms
+#: late. Its rows are checked for loss, not timed.
+WARMUP_S = 2.0
+#: How long a reader may take to be ready, and to reach the ends once it knows them (s).
+READY_TIMEOUT_S, GRACE_S = 60.0, 20.0
 #: The Ray section's readers, (key, label, ray_child.py's reader), each in the main venv
 #: (Ray is there, for kafkars.ray's tests), and the operations timed.
 RAY_READERS = (
@@ -174,11 +270,13 @@ class Options:
     bench_python: Path
     #: The Schema Registry's Confluent-compatible API, for the Avro readers.
     registry: str = REGISTRY_URL
+    #: The limit program (``cargo build --release -p kafkars-bench-limit``).
+    limit: Path = LIMIT
 
 
 @dataclass
 class Process:
-    """What one child process left: its output, exit status and peak RSS."""
+    """What one child process left: its output, exit status, peak RSS and CPU time."""
 
     stdout: str
     stderr: str
@@ -186,14 +284,18 @@ class Process:
     #: The child's VmHWM as last sampled before it exited (KiB), None if never sampled.
     sampled_peak_kib: int | None
     wall_seconds: float
+    #: User + system CPU seconds of the whole process (every thread), from ``wait4``.
+    cpu_seconds: float
 
 
 def run_process(argv: Sequence[str], timeout: float, keep_stdout: bool = True) -> Process:
     """Run ``argv``, sampling its peak RSS every 20 ms; kill it after ``timeout`` seconds.
 
-    Not ``ru_maxrss`` from ``wait4``: Linux carries the parent's high-water mark into a forked
-    child across ``exec``, so a child of this (large) process would report this one's peak.
-    The readers also report their own VmHWM at the end, which is preferred where present.
+    The child is reaped with ``wait4``, whose resource usage gives its CPU time (the only
+    figure for the readers that are not our Python: the limit program and kcat). Not its
+    ``ru_maxrss``: Linux carries the parent's high-water mark into a forked child across
+    ``exec``, so a child of this (large) process would report this one's peak. The readers
+    also report their own VmHWM at the end, which is preferred where present.
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
@@ -202,14 +304,19 @@ def run_process(argv: Sequence[str], timeout: float, keep_stdout: bool = True) -
         )
         peak: int | None = None
         timed_out = False
-        while child.poll() is None:
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
             peak = proc_status_kib("VmHWM", child.pid) or peak
             if time.perf_counter() - started > timeout:
                 timed_out = True
                 child.kill()
-                child.wait()
+                _, status, usage = os.wait4(child.pid, 0)
                 break
             time.sleep(0.02)
+        # Reaped here, not by Popen: tell it, so it never waits for the pid again.
+        child.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
@@ -222,13 +329,14 @@ def run_process(argv: Sequence[str], timeout: float, keep_stdout: bool = True) -
             -9 if timed_out else child.returncode,
             peak,
             wall,
+            usage.ru_utime + usage.ru_stime,
         )
 
 
 def command(reader: Reader, topic: str, params: dict[str, Any], options: Options) -> list[str]:
     """The command line of one run of ``reader`` over ``topic``."""
     if reader.runtime == RUST:
-        return [str(LIMIT), "--brokers", options.brokers, topic]
+        return [str(options.limit), "--brokers", options.brokers, topic]
     if reader.runtime == KCAT:
         return ["kcat", "-C", "-b", options.brokers, "-t", topic, "-e", "-o", "beginning", "-q"]
     python = options.main_python if reader.runtime == MAIN else options.bench_python
@@ -257,6 +365,12 @@ def one_run(reader: Reader, topic: str, params: dict[str, Any], options: Options
         result = reported
     if result.get("peak_kib") is None:
         result["peak_kib"] = process.sampled_peak_kib
+    result["process_cpu_seconds"] = process.cpu_seconds
+    if result.get("cpu_seconds") is None:
+        # The limit program and kcat: the whole process's CPU time (their start-up takes
+        # milliseconds); the Python readers report the read's alone (no interpreter start,
+        # no imports).
+        result["cpu_seconds"] = process.cpu_seconds
     return result
 
 
@@ -376,6 +490,9 @@ def summarize(entry: dict[str, Any]) -> dict[str, Any]:
     cpu = [run["cpu_seconds"] for run in runs if run.get("cpu_seconds") is not None]
     if len(cpu) == len(runs):
         entry["median_cpu_seconds"] = statistics.median(cpu)
+        entry["cpu_s_per_m_msgs"] = (
+            entry["median_cpu_seconds"] / messages * 1e6 if messages else None
+        )
     if runs[0].get("amount_sum") is not None:
         entry["amount_sum"] = runs[0]["amount_sum"]
     return entry
@@ -480,20 +597,48 @@ def ray_dataset(dataset: Dataset, options: Options) -> list[dict[str, Any]]:
     return entries
 
 
-def memory(sets: dict[str, Dataset], broker: Broker, options: Options) -> list[dict[str, Any]]:
+def many_partitions(
+    sets: dict[str, Dataset],
+    readers: Sequence[Reader],
+    broker: Broker,
+    options: Options,
+    earlier: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The readers of :data:`PARTITION_READERS` on the 100-byte set and on the same messages
+    over 1,000 partitions; a figure the throughput section already measured in this run is
+    reused. Each 1,000-partition entry gets its msgs/s as a ratio to the 8-partition one's."""
+    chosen = [reader for reader in readers if reader.key in PARTITION_READERS]
     entries = []
-    for role in MEMORY_DATASETS:
-        print(f"memory (max_buffer_bytes = 64 MiB): {sets[role].name}", flush=True)
-        for key in MEMORY_READERS:
-            entries.append(
-                measure(
-                    READER_BY_KEY[key],
-                    sets[role],
-                    broker,
-                    options,
-                    {"max_buffer_bytes": MEMORY_BUDGET},
+    for role in PARTITION_DATASETS:
+        dataset = sets[role]
+        print(f"partitions: {dataset.name} ({dataset.partitions:,} partitions)", flush=True)
+        for reader in chosen:
+            done = report.find(earlier, reader.key, dataset.name)
+            if done is not None and done["status"] == "ok":
+                entries.append({**done, "measured_in": "throughput"})
+                print(f"  {reader.key:22} {dataset.name}: from the throughput section", flush=True)
+            else:
+                entries.append(measure(reader, dataset, broker, options))
+    few, many = sets["100b"].name, sets["100b-1000p"].name
+    for entry in entries:
+        base = report.find(entries, entry["reader"], few)
+        if entry["dataset"] == many and entry["status"] == "ok" and base and base["status"] == "ok":
+            entry["ratio_to_8_partitions"] = entry["msgs_per_s"] / base["msgs_per_s"]
+    return entries
+
+
+def memory(sets: dict[str, Dataset], broker: Broker, options: Options) -> list[dict[str, Any]]:
+    """Every kafkars reader at every budget of :data:`MEMORY_BUDGETS` on both skewed sets."""
+    entries = []
+    for budget in MEMORY_BUDGETS:
+        for role in MEMORY_DATASETS:
+            print(f"memory (max_buffer_bytes = {budget // MIB} MiB): {sets[role].name}", flush=True)
+            for key in MEMORY_READERS:
+                entry = measure(
+                    READER_BY_KEY[key], sets[role], broker, options, {"max_buffer_bytes": budget}
                 )
-            )
+                entry["budget_mib"] = budget / MIB
+                entries.append(entry)
     return entries
 
 
@@ -516,6 +661,264 @@ def latency(sets: dict[str, Dataset], broker: Broker, options: Options) -> list[
         )
         for key, params in LATENCY_READERS
     ]
+
+
+def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
+    """The next line ``process`` writes to its stdout, or "" after ``timeout`` s."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    return process.stdout.readline() if ready else ""
+
+
+def _json_line(line: str) -> dict[str, Any] | None:
+    try:
+        found = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _tail(path: Any) -> str:
+    """The last lines of a child's stderr file, for an error message."""
+    path.seek(0)
+    lines = [line for line in path.read().decode(errors="replace").splitlines() if line.strip()]
+    return " | ".join(lines[-3:]) or "(no stderr)"
+
+
+def follow_run(
+    broker: Broker,
+    options: Options,
+    reader_params: dict[str, Any],
+    producer_params: dict[str, Any],
+    rss_every_s: float,
+    minutes: int,
+) -> dict[str, Any]:
+    """One live window: a fresh topic, a following reader (bench/live.py follow, main venv)
+    and a paced producer (bench/live.py produce, this Python), each its own process.
+
+    The reader starts first, from the earliest offset of the empty topic, so it reads
+    everything the producer writes whatever its start-up takes. While the producer runs,
+    the reader's VmRSS is sampled every ``rss_every_s`` s. Then the producer's acknowledged
+    end offsets go to the reader, which reports once it has read up to them. Returns the
+    producer's report, the reader's, and the RSS samples as (s since the producer's first
+    message, MiB); raises when a process fails. The topic is deleted afterwards."""
+    topic = broker.create_fresh("bench-live", int(producer_params["partitions"]))
+    reader_argv = [
+        str(options.main_python),
+        str(LIVE),
+        "follow",
+        json.dumps(
+            {
+                **reader_params,
+                "brokers": options.brokers,
+                "topic": topic,
+                "partitions": producer_params["partitions"],
+                "minutes": minutes,
+                "grace_s": GRACE_S,
+            }
+        ),
+    ]
+    producer_argv = [
+        sys.executable,
+        str(LIVE),
+        "produce",
+        json.dumps({**producer_params, "brokers": options.brokers, "topic": topic}),
+    ]
+    seconds = float(producer_params["seconds"])
+    with tempfile.TemporaryFile() as reader_err, tempfile.TemporaryFile() as producer_err:
+        reader = subprocess.Popen(
+            reader_argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=reader_err,
+            cwd=ROOT,
+            text=True,
+        )
+        producer: subprocess.Popen[str] | None = None
+        try:
+            ready = _json_line(_read_line(reader, READY_TIMEOUT_S))
+            if not ready or not ready.get("ready"):
+                problem = (ready or {}).get("error") or _tail(reader_err)
+                raise RuntimeError(f"the reader did not start: {problem}")
+            time.sleep(SETTLE_S)
+            producer = subprocess.Popen(
+                producer_argv, stdout=subprocess.PIPE, stderr=producer_err, cwd=ROOT, text=True
+            )
+            samples: list[tuple[float, float]] = []
+            deadline = time.monotonic() + WARMUP_S + seconds + 120
+            while producer.poll() is None:
+                rss = proc_status_kib("VmRSS", reader.pid)
+                if rss is not None:
+                    samples.append((time.time(), rss / 1024))
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the producer did not finish within {seconds + 120:.0f} s")
+                time.sleep(rss_every_s)
+            produced = _last_json(producer.stdout.read() if producer.stdout else "")
+            if producer.returncode != 0 or produced is None or "error" in produced:
+                problem = (produced or {}).get("error") or _tail(producer_err)
+                raise RuntimeError(f"the producer failed: {problem}")
+            if produced["undelivered"] or produced["errors"] or not produced["dense"]:
+                raise RuntimeError(
+                    f"the producer's offsets are not a clean record: {produced['undelivered']} "
+                    f"undelivered, {produced['errors']} errors ({produced['first_error']}), "
+                    f"dense: {produced['dense']}"
+                )
+            assert reader.stdin is not None
+            reader.stdin.write(json.dumps({"ends": produced["ends"]}) + "\n")
+            reader.stdin.close()
+            # The reader prints one line more: what it saw, once it reached the ends or its
+            # grace time ran out.
+            seen = _json_line(_read_line(reader, GRACE_S + 60))
+            if seen is None or "error" in seen:
+                problem = (seen or {}).get("error") or _tail(reader_err)
+                raise RuntimeError(f"the reader failed: {problem}")
+        finally:
+            for process in (reader, producer):
+                if process is not None and process.poll() is None:
+                    process.kill()
+                    process.wait()
+            broker.delete(topic)
+    started_s = produced["started_ms"] / 1000
+    return {
+        "topic": topic,
+        "producer": produced,
+        "reader": seen,
+        "rss_mib": [(round(t - started_s, 1), round(mib, 1)) for t, mib in samples],
+    }
+
+
+def _follow_entry(
+    base: dict[str, Any], run: Callable[[], dict[str, Any]], name: str
+) -> dict[str, Any]:
+    """``base`` with the outcome of ``run`` (a :func:`follow_run`), or marked failed."""
+    entry = dict(base)
+    try:
+        outcome = run()
+    except Exception as error:  # a failing reader is a result, not a crash
+        entry.update(status="failed", error=str(error))
+        print(f"  {name}: FAILED: {error}", flush=True)
+        return entry
+    seen, produced = outcome["reader"], outcome["producer"]
+    latency = seen["latency"]
+    entry.update(
+        status="ok",
+        topic=outcome["topic"],
+        produced=produced["sent"],
+        warmup_rows=seen["warmup_rows"],
+        warmup_s=WARMUP_S,
+        producer_rate=produced["rate"],
+        rows=seen["rows"],
+        lost=seen["lost"],
+        repeated=seen["repeated"],
+        out_of_order=seen["out_of_order"],
+        unexpected=seen["unexpected"],
+        timed_out=seen["timed_out"],
+        grace_s=GRACE_S,
+        p50_ms=latency.get("p50_ms"),
+        p90_ms=latency.get("p90_ms"),
+        p99_ms=latency.get("p99_ms"),
+        max_ms=latency.get("max_ms"),
+        per_minute=latency.get("per_minute", []),
+        max_ms_per_second=latency.get("max_ms_per_second", []),
+        reader_cpu_seconds=seen["cpu_seconds"],
+        measuring_cpu_seconds=seen["measuring_cpu_seconds"],
+        batches=seen["batches"],
+        cpu_s_per_m_msgs=seen["cpu_seconds"] / seen["rows"] * 1e6 if seen["rows"] else None,
+        rss_mib=outcome["rss_mib"],
+        producer_report=produced,
+        reader_partitions=seen["partitions"],
+    )
+    print(f"  {name}: {report.describe_follow(entry)}", flush=True)
+    return entry
+
+
+def live(broker: Broker, options: Options, quick: bool) -> list[dict[str, Any]]:
+    """Each reader of :data:`LIVE_READERS` following each :data:`LIVE_CONFIGS` traffic for
+    one window: one window of 60,000 rows is the sample, not repeated per ``--runs``."""
+    seconds = LIVE_QUICK_SECONDS if quick else LIVE_SECONDS
+    entries = []
+    for config in LIVE_CONFIGS:
+        print(f"live ({LIVE_RATE:,} msgs/s for {seconds} s): {config.label}", flush=True)
+        for key, label, reader_params in LIVE_READERS:
+            producer_params = {
+                "rate": LIVE_RATE,
+                "seconds": seconds,
+                "partitions": LIVE_PARTITIONS,
+                "silent": list(config.silent),
+                "size": LIVE_SIZE,
+                "linger_ms": 0,
+                "warmup_s": WARMUP_S,
+            }
+            base = {
+                "reader": key,
+                "label": label,
+                "config": config.key,
+                "config_label": config.label,
+                "p99_target_ms": config.p99_target_ms,
+                "reference": key == LIVE_REFERENCE,
+                "idle_timeout_ms": IDLE_TIMEOUT_MS,
+                "rate": LIVE_RATE,
+                "seconds": seconds,
+                "partitions": LIVE_PARTITIONS,
+                "message_bytes": LIVE_SIZE,
+                "load_average_1m": round(os.getloadavg()[0], 2),
+            }
+            entries.append(
+                _follow_entry(
+                    base,
+                    lambda reader_params=reader_params, producer_params=producer_params: follow_run(
+                        broker,
+                        options,
+                        reader_params,
+                        producer_params,
+                        LIVE_RSS_EVERY_S,
+                        minutes=math.ceil(seconds / 60) + 1,
+                    ),
+                    f"{key} ({config.key})",
+                )
+            )
+    return entries
+
+
+def soak(broker: Broker, options: Options, quick: bool) -> list[dict[str, Any]]:
+    """ConsumerManager following :data:`SOAK_RATE` msgs/s for :data:`SOAK_SECONDS` s."""
+    seconds = SOAK_QUICK_SECONDS if quick else SOAK_SECONDS
+    print(f"soak: ConsumerManager following {SOAK_RATE:,} msgs/s for {seconds} s", flush=True)
+    key, label, reader_params = LIVE_READERS[0]
+    producer_params = {
+        "rate": SOAK_RATE,
+        "seconds": seconds,
+        "partitions": SOAK_PARTITIONS,
+        "size": SOAK_SIZE,
+        "linger_ms": SOAK_LINGER_MS,
+        "warmup_s": WARMUP_S,
+    }
+    base = {
+        "reader": key,
+        "label": label,
+        "rate": SOAK_RATE,
+        "seconds": seconds,
+        "partitions": SOAK_PARTITIONS,
+        "message_bytes": SOAK_SIZE,
+        "producer_linger_ms": SOAK_LINGER_MS,
+        "rss_every_s": SOAK_RSS_EVERY_S,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+    entry = _follow_entry(
+        base,
+        lambda: follow_run(
+            broker,
+            options,
+            reader_params,
+            producer_params,
+            SOAK_RSS_EVERY_S,
+            minutes=math.ceil(seconds / 60) + 1,
+        ),
+        f"{key} (soak)",
+    )
+    if entry["status"] == "ok":
+        entry.update(report.soak_rss(entry["rss_mib"], seconds))
+    return [entry]
 
 
 def machine_facts() -> dict[str, Any]:
@@ -594,8 +997,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, help="runs per measurement (default 3, quick 1)")
     parser.add_argument(
         "--readers",
-        help="comma-separated reader keys for the throughput and avro sections (default all): "
-        + ", ".join([*READER_BY_KEY, *AVRO_READER_BY_KEY]),
+        help="comma-separated reader keys for the throughput, partitions and avro sections "
+        "(default all): " + ", ".join([*READER_BY_KEY, *AVRO_READER_BY_KEY]),
     )
     parser.add_argument(
         "--sections", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS)
@@ -613,6 +1016,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--main-python", type=Path, default=ROOT / ".venv" / "bin" / "python")
     parser.add_argument(
         "--bench-python", type=Path, default=ROOT / ".venv-bench" / "bin" / "python"
+    )
+    parser.add_argument(
+        "--limit", type=Path, default=LIMIT, help="the limit program (default %(default)s)"
     )
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
@@ -638,6 +1044,7 @@ def main(argv: Sequence[str]) -> int:
         main_python=args.main_python,
         bench_python=args.bench_python,
         registry=args.schema_registry.rstrip("/"),
+        limit=args.limit,
     )
     sections = args.sections.split(",")
     chosen = args.readers.split(",") if args.readers else None
@@ -660,7 +1067,11 @@ def main(argv: Sequence[str]) -> int:
             "RSS": "MiB; peak = the process's VmHWM after the read (kcat: sampled every 20 ms); "
             "baseline = its VmRSS before the read",
             "seconds": "median over the runs, from the start of the read to its last message",
-            "cpu_seconds": "CPU time of the reader's process (every thread) over that span",
+            "cpu_seconds": "CPU time of the reader's process (every thread) over that span; the "
+            "limit program and kcat: their whole process (wait4)",
+            "cpu_s_per_m_msgs": "cpu_seconds / messages x 10^6",
+            "latency": "ms: the wall clock when the row was returned - its CreateTime (the "
+            "producer's wall clock when it sent it); 1-ms bins, percentiles = the bin's floor",
         },
         "machine": machine_facts(),
     }
@@ -693,14 +1104,21 @@ def main(argv: Sequence[str]) -> int:
     results["throughput"] = (
         throughput(sets, readers, broker, options) if "throughput" in sections else []
     )
+    results["partitions"] = (
+        many_partitions(sets, readers, broker, options, results["throughput"])
+        if "partitions" in sections
+        else []
+    )
     results["memory"] = memory(sets, broker, options) if "memory" in sections else []
     results["latency"] = latency(sets, broker, options) if "latency" in sections else []
+    results["live"] = live(broker, options, args.quick) if "live" in sections else []
+    results["soak"] = soak(broker, options, args.quick) if "soak" in sections else []
     results["avro"] = avro(sets, avro_readers, broker, options) if "avro" in sections else []
     results["ray"] = ray_section(sets, options) if "ray" in sections else []
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     results["versions"] = versions(options, results["throughput"])
-    results["targets"] = report.targets(results, sets, MEMORY_BUDGET)
+    results["targets"] = report.targets(results, sets)
 
     stem = results["date"] + ("-quick" if args.quick else "")
     args.results.mkdir(parents=True, exist_ok=True)
