@@ -217,14 +217,6 @@ LIVE_READERS = (
         "kafka_scan(follow := true) -> Arrow reader, batch_size=1",
         {"reader": "kafka_scan", "batch_size": 1},
     ),
-    # The same on a connection whose streaming buffer is 1 KB instead of kafkars.connect()'s
-    # 97.6 KiB: DuckDB hands rows out only once that buffer is full (or the query ends), so
-    # on a slow stream the buffer, not the scan, sets the latency.
-    (
-        "kafka_scan_1kb_buffer",
-        "the same, SET streaming_buffer_size = '1KB'",
-        {"reader": "kafka_scan", "batch_size": 1, "streaming_buffer_size": "1KB"},
-    ),
     # The floor of this set-up: librdkafka's own consumer, no merge, no DuckDB. A reference,
     # without targets.
     (

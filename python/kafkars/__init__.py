@@ -61,9 +61,11 @@ __all__ = [
 
 _EXTENSION_FILE = "kafkars.duckdb_extension"
 _EXTENSION_PATH_ENV = "KAFKARS_EXTENSION_PATH"
-# The first rows of a streaming scan should reach Python after one chunk, not after DuckDB's
-# default 10 MB of results have piled up.
-_STREAMING_BUFFER_SIZE = "100KB"
+# DuckDB's streaming result hands rows to the client only once this much has piled up (its
+# default is 10 MB). A followed scan produces rows as messages arrive, so any buffer held live
+# rows back until later ones filled it (rows of a burst's end never came out); 0 hands each
+# chunk over as it is produced, and bulk reads through the Arrow reader were no slower.
+_STREAMING_BUFFER_SIZE = "0KB"
 
 
 def extension_path() -> str:
@@ -120,8 +122,9 @@ def connect(
     """Open a DuckDB connection with the kafkars extension loaded and streaming tuned.
 
     Arguments are those of :func:`duckdb.connect`; ``allow_unsigned_extensions`` is switched
-    on. The connection's ``streaming_buffer_size`` is lowered so that the first rows of a
-    streaming query (``con.sql(q).to_arrow_reader()``) arrive promptly.
+    on. The connection's ``streaming_buffer_size`` is 0, so that a streaming query
+    (``con.sql(q).to_arrow_reader()``) hands rows over as they are produced: the first rows of
+    a scan promptly, and each message of a followed scan as it arrives.
     """
     import duckdb
 

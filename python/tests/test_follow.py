@@ -3,6 +3,8 @@ as they arrive, without end (a LIMIT or an interrupt ends the query)."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 
 import duckdb
@@ -106,6 +108,54 @@ def test_follow_limit_waits_for_new_messages(
         Record(topic, 0, first_new + i, stamp + i, f"new{i}".encode(), b"live") for i in range(3)
     ]
     assert con.sql("SELECT 42").fetchall() == [(42,)]
+
+
+# Through DuckDB's Arrow reader on a kafkars.connect() connection, a followed scan hands each
+# message over as it arrives: five messages trickling in 0.3 s apart, over narrow columns,
+# all reach a batch_size=1 reader, each soon after it was acknowledged. (With DuckDB's
+# streaming buffer left at 100 KB, none came out: it waited for the buffer to fill.)
+def test_follow_arrow_reader_streams_each_message(topics: TopicFactory, brokers: str) -> None:
+    topic = topics.create("trickle", partitions=2)
+    con = kafkars.connect()
+    arrived: list[tuple[int, int, float]] = []
+
+    def read() -> None:
+        # Opening the reader already waits for the first row.
+        reader = con.sql(
+            f"SELECT partition, \"offset\" FROM kafka_scan('{topic}', brokers := '{brokers}', "
+            f"{FOLLOW})"
+        ).to_arrow_reader(batch_size=1)
+        # The interrupt that ends the query comes out of the reader as an OSError.
+        with contextlib.suppress(duckdb.InterruptException, OSError):
+            for batch in reader:
+                for partition, offset in zip(
+                    batch.column("partition").to_pylist(),
+                    batch.column("offset").to_pylist(),
+                    strict=True,
+                ):
+                    arrived.append((partition, offset, time.monotonic()))
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    acknowledged = []
+    for i in range(5):
+        topics.produce(topic, [Message(i % 2, f"k{i}".encode(), b"live", now_ms())])
+        acknowledged.append(time.monotonic())
+        time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while len(arrived) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rows = [(p, o) for p, o, _ in arrived]
+    # DuckDB sees the interrupt once the waiting scan returns: one more message ends the wait.
+    con.interrupt()
+    topics.produce(topic, [Message(1, b"end", b"wake up", now_ms())])
+    thread.join(10)
+    assert not thread.is_alive()
+    con.close()
+    assert rows[:5] == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2)]
+    latencies = [at - sent for (_, _, at), sent in zip(arrived[:5], acknowledged, strict=True)]
+    assert max(latencies) < 1.0, latencies
 
 
 # policy 'latest' with follow returns no history, only messages produced after the query
