@@ -30,7 +30,9 @@ use arrow_array::{
     ArrayRef, BinaryArray, Int32Array, Int64Array, ListArray, RecordBatch, RecordBatchOptions,
     StringArray, StructArray, TimestampMillisecondArray,
 };
-use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow_buffer::{
+    BooleanBuffer, BooleanBufferBuilder, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer,
+};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
 use crate::decode::{PayloadDecoders, Side};
@@ -416,9 +418,8 @@ fn offsets(lengths: impl Iterator<Item = usize>) -> OffsetBuffer<i32> {
 
 /// The validity of `rows` rows, `None` when every row is valid (Arrow's convention, which also
 /// spares consumers the bitmap).
-fn validity(rows: usize, valid: impl Iterator<Item = bool>) -> Option<NullBuffer> {
-    let nulls = NullBuffer::new(BooleanBuffer::from_iter(valid));
-    debug_assert_eq!(nulls.len(), rows);
+fn validity(valid: BooleanBuffer) -> Option<NullBuffer> {
+    let nulls = NullBuffer::new(valid);
     (nulls.null_count() > 0).then_some(nulls)
 }
 
@@ -427,15 +428,17 @@ fn validity(rows: usize, valid: impl Iterator<Item = bool>) -> Option<NullBuffer
 fn concatenated<'a>(
     items: impl Iterator<Item = Option<&'a [u8]>> + Clone,
 ) -> (OffsetBuffer<i32>, Buffer, Option<NullBuffer>) {
-    let offsets = offsets(items.clone().map(|item| item.map_or(0, <[u8]>::len)));
-    let total = offsets.last();
-    let mut values = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-    for bytes in items.clone().flatten() {
+    // One pass for the lengths and the validity, one for the copy.
+    let mut valid = BooleanBufferBuilder::new(items.size_hint().0);
+    let offsets = offsets(items.clone().map(|item| {
+        valid.append(item.is_some());
+        item.map_or(0, <[u8]>::len)
+    }));
+    let mut values = Vec::with_capacity(usize::try_from(offsets.last()).unwrap_or(0));
+    for bytes in items.flatten() {
         values.extend_from_slice(bytes);
     }
-    let rows = offsets.len() - 1;
-    let nulls = validity(rows, items.map(|item| item.is_some()));
-    (offsets, Buffer::from_vec(values), nulls)
+    (offsets, Buffer::from_vec(values), validity(valid.finish()))
 }
 
 /// A binary column of `pick(record)` per record, null where it gives `None`.
@@ -463,10 +466,7 @@ fn timestamp_column(records: &[Record]) -> TimestampMillisecondArray {
         .iter()
         .map(|r| r.timestamp_ms.unwrap_or(0))
         .collect();
-    let nulls = validity(
-        records.len(),
-        records.iter().map(|r| r.timestamp_ms.is_some()),
-    );
+    let nulls = validity(records.iter().map(|r| r.timestamp_ms.is_some()).collect());
     TimestampMillisecondArray::new(values, nulls).with_timezone("UTC")
 }
 
