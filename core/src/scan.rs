@@ -412,9 +412,9 @@ impl Scan {
 
     /// Append up to `max` more rows, in order, to `out`. Returns once `out` holds `max` more
     /// rows or rows of [`BudgetSplit::output_bytes`] (a 16th of `max_buffer_bytes`: the
-    /// caller's output is in the budget too), once the scan is done, once at least one row was added and no more is ready, or
-    /// when `deadline` passes (possibly with no row). Without a deadline a call adds no row
-    /// only when the scan is done.
+    /// caller's output is in the budget too), once the scan is done, once at least one row
+    /// was added and no more is ready, or when `deadline` passes (possibly with no row).
+    /// Without a deadline a call adds no row only when the scan is done.
     ///
     /// In follow mode a call never adds replay rows and live rows together: the call that
     /// adds the last rows before the stop offsets returns with them, and [`Scan::is_live`] is
