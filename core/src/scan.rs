@@ -195,8 +195,15 @@ pub struct Scan {
     output_budget: usize,
     /// Per source: the offset after the last message returned.
     positions: Vec<i64>,
-    /// Per source: left unread in the last fill round to stay within budget.
-    throttled: Vec<bool>,
+    /// Fill rounds so far.
+    round: u64,
+    /// Per source: the last fill round that offered it a read. An unfinished source not
+    /// offered one in the latest round was left unread to stay within budget.
+    offered: Vec<u64>,
+    /// Sources the merge may be waiting for, noted as their last buffered record is
+    /// returned: over budget, a fill round reads only these instead of looking at every
+    /// partition (with 1,000 partitions, such rounds come every few records).
+    starved: Vec<usize>,
     /// Per source: when it last delivered something (follow mode's idle timeout).
     last_heard: Vec<Instant>,
     /// Per source: the fetcher reached the end of its log and nothing arrived since; once
@@ -293,7 +300,9 @@ impl Scan {
             options,
             buffered: vec![0; ranges.len()],
             positions: ranges.iter().map(|r| r.start).collect(),
-            throttled: vec![false; ranges.len()],
+            round: 0,
+            offered: vec![0; ranges.len()],
+            starved: Vec::new(),
             last_heard: vec![now; ranges.len()],
             at_end: vec![false; ranges.len()],
             stash: (0..ranges.len()).map(|_| VecDeque::new()).collect(),
@@ -381,7 +390,7 @@ impl Scan {
                 position: self.positions[source],
                 buffered_messages: self.merge.buffered(source) + self.stash[source].len(),
                 buffered_bytes: self.buffered[source],
-                paused: self.throttled[source],
+                paused: !self.merge.is_finished(source) && self.offered[source] != self.round,
                 live: self.live
                     || (self.merge.is_finished(source) && self.merge.buffered(source) == 0),
             })
@@ -441,6 +450,9 @@ impl Scan {
                 output_bytes += bytes;
                 self.positions[source] = record.offset + 1;
                 out.push(record);
+                if self.merge.buffered(source) == 0 {
+                    self.starved.push(source);
+                }
                 if self.live && self.at_end[source] {
                     // Drained, and nothing more in its log: it has nothing to hold back for.
                     self.merge.suspend(source);
@@ -516,9 +528,14 @@ impl Scan {
     /// One batch from every partition that may be read: all of them while under the budget,
     /// only those the merge waits for when over it. Returns whether anything arrived.
     fn fill_round(&mut self) -> Result<bool> {
+        self.round += 1;
+        if self.buffered_total >= self.buffer_budget {
+            if let Some(progressed) = self.fill_starved()? {
+                return Ok(progressed);
+            }
+        }
         let mut progressed = false;
         for source in 0..self.ranges.len() {
-            self.throttled[source] = false;
             if self.merge.is_finished(source) {
                 continue;
             }
@@ -530,12 +547,35 @@ impl Scan {
                 // so the scan never deadlocks on its budget.
                 BLOCKED_BATCH
             } else {
-                self.throttled[source] = true;
                 continue;
             };
+            self.offered[source] = self.round;
             progressed |= self.receive(source, max)?;
         }
+        self.starved.clear();
         Ok(progressed)
+    }
+
+    /// Over budget: a few messages for each noted starved partition the merge waits for.
+    /// `None` when none of them is waited for (a source can start waiting unnoticed, as
+    /// when the scan goes live): then a full round finds them.
+    fn fill_starved(&mut self) -> Result<Option<bool>> {
+        let mut starved = std::mem::take(&mut self.starved);
+        starved.retain(|&source| self.merge.is_blocking(source));
+        starved.sort_unstable();
+        starved.dedup();
+        if starved.is_empty() {
+            return Ok(None);
+        }
+        let mut progressed = false;
+        for &source in &starved {
+            self.offered[source] = self.round;
+            progressed |= self.receive(source, BLOCKED_BATCH)?;
+        }
+        // Those still empty are noted again for the next round.
+        starved.retain(|&source| self.merge.is_blocking(source));
+        self.starved = starved;
+        Ok(Some(progressed))
     }
 
     /// While nothing arrives, check every second that the unfinished partitions' topics
@@ -597,7 +637,7 @@ impl Scan {
             }
             self.positions.push(range.start);
             self.buffered.push(0);
-            self.throttled.push(false);
+            self.offered.push(self.round);
             self.last_heard.push(now);
             self.at_end.push(false);
             self.stash.push(VecDeque::new());
