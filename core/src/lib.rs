@@ -38,6 +38,7 @@ pub mod batch;
 pub mod decode;
 mod error;
 mod fetch;
+mod memory;
 mod merge;
 mod message;
 mod metadata;

@@ -287,6 +287,9 @@ impl Scan {
         budget: BudgetSplit,
         options: ScanOptions,
     ) -> Result<Self> {
+        if options.max_buffer_bytes < DEFAULT_MAX_BUFFER_BYTES {
+            crate::memory::return_large_blocks_to_system();
+        }
         let fetcher = Fetcher::assign(consumer, settings, &ranges, options.fields, options.follow)?;
         let mut merge = new_merge(ranges.len(), options.ordered);
         for (source, range) in ranges.iter().enumerate() {
