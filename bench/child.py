@@ -6,7 +6,10 @@ library itself. A reader prints one JSON object: ``messages`` and ``bytes`` (key
 ``seconds`` from the start of the read to its end, ``cpu_seconds`` the process spent over the
 same span (every thread), ``baseline_kib`` (the process's resident memory just before the read:
 interpreter, imports, connection) and, for the latency readers, ``first_row_seconds``, and
-``peak_kib``, the process's VmHWM when the read is over. The Avro readers also print
+``peak_kib``, the process's VmHWM when the read is over, and ``rss_halves_kib``, the highest
+resident memory sampled (every 20 ms) in the first and in the second half of the read: a
+reader whose memory is bounded reaches its level early and stays there, so the second half
+is no higher than the first. The Avro readers also print
 ``amount_sum``, the sum of the decoded ``amount`` field, as a decimal string.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
@@ -40,6 +44,37 @@ def proc_status_kib(field: str, pid: int | str = "self") -> int | None:
     return None
 
 
+#: How often the resident memory is sampled during a read, in seconds.
+RSS_SAMPLE_INTERVAL_S = 0.02
+
+
+class RssSampler:
+    """Samples this process's VmRSS every :data:`RSS_SAMPLE_INTERVAL_S` on a daemon thread
+    (reading /proc needs no GIL-heavy work, and the readers release the GIL while they read)."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.samples: list[tuple[float, int]] = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(RSS_SAMPLE_INTERVAL_S):
+            rss = proc_status_kib("VmRSS")
+            if rss is not None:
+                self.samples.append((time.perf_counter() - self.started, rss))
+
+    def halves(self, seconds: float) -> list[int | None]:
+        """Stop, and return the highest sample of each half of ``seconds``."""
+        self.stopped.set()
+        self.thread.join()
+        middle = seconds / 2
+        first = [rss for at, rss in self.samples if at < middle]
+        second = [rss for at, rss in self.samples if at >= middle]
+        return [max(first, default=None), max(second, default=None)]
+
+
 class Clock:
     """Times one read: the baseline memory and start are taken when it is created."""
 
@@ -48,6 +83,7 @@ class Clock:
         self.started = time.perf_counter()
         self.cpu_started = time.process_time()
         self.first_row: float | None = None
+        self.rss = RssSampler(self.started)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -62,13 +98,15 @@ class Clock:
             raise TimeoutError(f"{what} did not finish within {DEADLINE_S:.0f} s")
 
     def result(self, messages: int, payload: int | None) -> Result:
+        seconds = self.elapsed()
         result: Result = {
             "messages": messages,
             "bytes": payload,
-            "seconds": self.elapsed(),
+            "seconds": seconds,
             "cpu_seconds": time.process_time() - self.cpu_started,
             "baseline_kib": self.baseline_kib,
             "peak_kib": proc_status_kib("VmHWM"),
+            "rss_halves_kib": self.rss.halves(seconds),
         }
         if self.first_row is not None:
             result["first_row_seconds"] = self.first_row

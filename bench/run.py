@@ -476,6 +476,11 @@ def summarize(entry: dict[str, Any]) -> dict[str, Any]:
         entry["growth_rss_mib"] = max(
             (run["peak_kib"] - run["baseline_kib"]) / 1024 for run in runs
         )
+    halves = [run.get("rss_halves_kib") or [None, None] for run in runs]
+    if all(first is not None and second is not None for first, second in halves):
+        # The run whose second half rose most over its first.
+        first, second = max(halves, key=lambda pair: pair[1] - pair[0])
+        entry["rss_halves_mib"] = [first / 1024, second / 1024]
     firsts = [run["first_row_seconds"] for run in runs if "first_row_seconds" in run]
     if firsts:
         entry["first_row_seconds"] = statistics.median(firsts)
