@@ -54,6 +54,9 @@ struct Source<T> {
     finished: bool,
     /// Not waited for while empty (an idle partition in follow mode); cleared by `push`.
     suspended: bool,
+    /// Everything its log holds was pushed: once empty it is suspended rather than waited
+    /// for. Cleared by `push`.
+    at_end: bool,
 }
 
 impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
@@ -65,6 +68,7 @@ impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
                     items: VecDeque::new(),
                     finished: false,
                     suspended: false,
+                    at_end: false,
                 })
                 .collect(),
             heads: BinaryHeap::with_capacity(sources),
@@ -90,6 +94,7 @@ impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
     pub fn push(&mut self, source: usize, item: T) {
         let state = &mut self.sources[source];
         assert!(!state.finished, "push to finished source {source}");
+        state.at_end = false;
         if state.items.is_empty() {
             let (timestamp, offset) = (self.key)(&item);
             self.heads.push(Reverse((timestamp, rank(source), offset)));
@@ -113,6 +118,7 @@ impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
             items: VecDeque::new(),
             finished: false,
             suspended: false,
+            at_end: false,
         });
         self.waiting += 1;
         self.sources.len() - 1
@@ -141,6 +147,23 @@ impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
         }
     }
 
+    /// Declare that source `source` holds nothing beyond what was pushed, for now (follow
+    /// mode: the fetcher reached the end of the partition's log). It does not hold the merge
+    /// back once its buffered items are released, until its next push: a partition with
+    /// nothing to say is not waited for, one with a backlog still is. Does nothing to a
+    /// finished source.
+    pub fn mark_at_end(&mut self, source: usize) {
+        let state = &mut self.sources[source];
+        if state.finished {
+            return;
+        }
+        state.at_end = true;
+        if state.items.is_empty() && !state.suspended {
+            state.suspended = true;
+            self.waiting -= 1;
+        }
+    }
+
     /// Release the next item with its source, if the release rule allows one now.
     pub fn pop(&mut self) -> Option<(usize, T)> {
         if self.wait_for_all && self.waiting > 0 {
@@ -160,7 +183,9 @@ impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
             }
             None => {
                 PeekMut::pop(top);
-                if !state.finished {
+                if state.at_end {
+                    state.suspended = true;
+                } else if !state.finished {
                     self.waiting += 1;
                 }
             }
@@ -578,6 +603,83 @@ mod tests {
         merge.finish(1);
         merge.finish(0);
         assert!(merge.is_done());
+    }
+
+    #[test]
+    fn test_merge_at_end_source_releases_its_backlog_then_stops_holding_back() {
+        let mut merge = merge(2);
+        merge.push(0, (1, 0));
+        merge.push(0, (7, 1));
+        merge.mark_at_end(0);
+        // Its backlog still takes part in the order.
+        assert!(!merge.is_blocking(0));
+        merge.push(1, (3, 0));
+        assert_eq!(merge.pop(), Some((0, (1, 0))));
+        assert_eq!(merge.pop(), Some((1, (3, 0))));
+        // Source 1 is empty and not at its end: wait for it.
+        assert_eq!(merge.pop(), None);
+        merge.push(1, (4, 1));
+        merge.mark_at_end(1);
+        assert_eq!(merge.pop(), Some((1, (4, 1))));
+        assert_eq!(merge.pop(), Some((0, (7, 1))));
+        // Both drained at their end: nothing holds back, nothing to release.
+        assert!(!merge.is_blocking(0) && !merge.is_blocking(1));
+        assert_eq!(merge.pop(), None);
+        // A push means more came: once drained, it is waited for again.
+        merge.push(0, (9, 2));
+        assert_eq!(merge.pop(), Some((0, (9, 2))));
+        assert!(merge.is_blocking(0));
+        merge.push(1, (10, 2));
+        assert_eq!(merge.pop(), None);
+        merge.finish(0);
+        merge.mark_at_end(0);
+        assert_eq!(merge.pop(), Some((1, (10, 2))));
+        merge.finish(1);
+        assert!(merge.is_done());
+    }
+
+    proptest! {
+        /// Pushes and end marks in any order: after each step, the merge releases exactly
+        /// what a step-wise model allows (every source has a head or was marked at its end
+        /// since its last push), smallest head first.
+        #[test]
+        fn test_merge_at_end_matches_model(
+            partitions in partitions(),
+            steps in proptest::collection::vec((0usize..7, any::<bool>()), 1..60),
+        ) {
+            let count = partitions.len();
+            let mut merge = merge(count);
+            let mut delivered = vec![0; count];
+            let mut buffered: Vec<VecDeque<Item>> = vec![VecDeque::new(); count];
+            let mut at_end = vec![false; count];
+            for (pick, mark) in steps {
+                let source = pick % count;
+                if mark {
+                    merge.mark_at_end(source);
+                    at_end[source] = true;
+                } else if delivered[source] < partitions[source].len() {
+                    let item = partitions[source][delivered[source]];
+                    delivered[source] += 1;
+                    merge.push(source, item);
+                    buffered[source].push_back(item);
+                    at_end[source] = false;
+                }
+                loop {
+                    let allowed = (0..count).all(|s| !buffered[s].is_empty() || at_end[s]);
+                    let smallest = (0..count)
+                        .filter(|&s| !buffered[s].is_empty())
+                        .min_by_key(|&s| {
+                            let (timestamp, offset) = buffered[s][0];
+                            (timestamp, s, offset)
+                        });
+                    let expected = if allowed { smallest } else { None };
+                    let released = merge.pop();
+                    prop_assert_eq!(released.map(|(s, _)| s), expected);
+                    let Some((s, item)) = released else { break };
+                    prop_assert_eq!(Some(item), buffered[s].pop_front());
+                }
+            }
+        }
     }
 
     #[test]

@@ -206,8 +206,10 @@ pub struct Scan {
     starved: Vec<usize>,
     /// Per source: when it last delivered something (follow mode's idle timeout).
     last_heard: Vec<Instant>,
-    /// Per source: the fetcher reached the end of its log and nothing arrived since; once
-    /// live, such a partition does not hold the merge back while it has nothing buffered.
+    /// Per source: the fetcher reached the end of its log and nothing arrived since
+    /// (librdkafka reports an end once). Live, the merge is told at once
+    /// ([`OrderedMerge::mark_at_end`]); ends seen during the replay are told to the live merge
+    /// when the scan goes live.
     at_end: Vec<bool>,
     /// When a message (or the end of a partition) last arrived.
     last_progress: Instant,
@@ -354,7 +356,7 @@ impl Scan {
                 // at its end or has a message to merge.
                 self.receive(source, 1)?;
                 if self.at_end[source] {
-                    self.merge.suspend(source);
+                    self.merge.mark_at_end(source);
                 }
             }
         }
@@ -455,10 +457,6 @@ impl Scan {
                 out.push(record);
                 if self.merge.buffered(source) == 0 {
                     self.starved.push(source);
-                }
-                if self.live && self.at_end[source] {
-                    // Drained, and nothing more in its log: it has nothing to hold back for.
-                    self.merge.suspend(source);
                 }
             }
             let added = out.len() > before;
@@ -720,10 +718,9 @@ impl Scan {
                 Polled::End => {
                     self.at_end[source] = true;
                     if self.live {
-                        // The broker's high watermark says it has nothing more: the merge
-                        // stops waiting for it at once (a no-op while it has messages
-                        // buffered; `next_records` suspends it once they are returned).
-                        self.merge.suspend(source);
+                        // The broker's high watermark says it has nothing more: once what it
+                        // has buffered is returned, the merge does not wait for it.
+                        self.merge.mark_at_end(source);
                     }
                 }
                 Polled::PastStop(record) => {
