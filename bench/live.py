@@ -32,9 +32,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# bench/ is not a package, and testkit lives at the repository's root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from testkit.kafka import produce_paced
 
 Params = dict[str, Any]
 
@@ -59,89 +64,41 @@ def produce(params: Params) -> dict[str, Any]:
     """Produce ``rate`` messages/s of ``size`` bytes for ``warmup_s`` + ``seconds`` s,
     round-robin over the partitions of ``topic`` except those in ``silent``, each stamped with
     its send time (ms); those of the first ``warmup_s`` s keyed :data:`WARMUP_KEY`, the others
-    without a key.
-
-    Paced against a schedule (message ``i`` is due ``i / rate`` s after the start), so a slow
-    moment is caught up with a short burst rather than lost. ``poll(0)`` after each burst serves
-    the delivery callbacks, which record each partition's acknowledged offsets. Prints the
-    achieved rate and, per partition, the end offset (last acknowledged + 1), the count and
-    whether the acknowledged offsets are dense (count = end - first): then the reader must
-    have seen exactly the offsets below each end.
+    without a key (testkit's paced producer: a slow moment is caught up with a short burst).
+    Returns the achieved rate and, per partition, the end offset (last acknowledged + 1), the
+    count and whether the acknowledged offsets are dense (count = end - first): then the
+    reader must have seen exactly the offsets below each end.
     """
-    from confluent_kafka import Producer
-
-    topic, rate, seconds = params["topic"], float(params["rate"]), float(params["seconds"])
+    rate, seconds = float(params["rate"]), float(params["seconds"])
     partitions = int(params["partitions"])
     silent = set(params.get("silent", ()))
-    active = [p for p in range(partitions) if p not in silent]
-    value = os.urandom(int(params.get("size", 100)))
-    producer = Producer(
-        {
-            "bootstrap.servers": params["brokers"],
-            "compression.type": "none",
-            "linger.ms": int(params.get("linger_ms", 0)),
-            "queue.buffering.max.messages": 1_000_000,
-        }
-    )
-    # Metadata first: a message produced before the producer knows the partition's leader
-    # would wait in its queue, and its latency would be the metadata round trip's.
-    producer.list_topics(topic, timeout=30)
-    first = [-1] * partitions
-    last = [-1] * partitions
-    counts = [0] * partitions
-    errors: list[str] = []
-
-    def delivered(error: Any, message: Any) -> None:
-        if error is not None:
-            errors.append(str(error))
-            return
-        partition, offset = message.partition(), message.offset()
-        if first[partition] < 0 or offset < first[partition]:
-            first[partition] = offset
-        last[partition] = max(last[partition], offset)
-        counts[partition] += 1
-
     warmup = int(rate * float(params.get("warmup_s", 0)))
-    total = warmup + int(rate * seconds)
-    sent = 0
     cpu_started = time.process_time()
     started_ms = now_ms() + warmup / rate * 1000
-    started = time.perf_counter()
-    while sent < total:
-        due = min(total, int((time.perf_counter() - started) * rate) + 1)
-        while sent < due:
-            try:
-                producer.produce(
-                    topic,
-                    value,
-                    key=WARMUP_KEY if sent < warmup else None,
-                    partition=active[sent % len(active)],
-                    timestamp=int(now_ms()),
-                    on_delivery=delivered,
-                )
-            except BufferError:
-                producer.poll(0.01)
-                continue
-            sent += 1
-        producer.poll(0)
-        wait = started + sent / rate - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
-    sending_s = time.perf_counter() - started
-    undelivered = producer.flush(60)
+    production = produce_paced(
+        params["brokers"],
+        params["topic"],
+        rate=rate,
+        total=warmup + int(rate * seconds),
+        partitions=[p for p in range(partitions) if p not in silent],
+        partition_count=partitions,
+        value=os.urandom(int(params.get("size", 100))),
+        key_for=lambda i: WARMUP_KEY if i < warmup else None,
+        linger_ms=int(params.get("linger_ms", 0)),
+    )
     return {
         # When the measured messages began (after the warm-up), epoch ms.
         "started_ms": started_ms,
-        "sending_seconds": sending_s,
-        "sent": sent,
+        "sending_seconds": production.seconds,
+        "sent": production.sent,
         "warmup": warmup,
-        "rate": sent / sending_s,
-        "undelivered": undelivered,
-        "errors": len(errors),
-        "first_error": errors[0] if errors else None,
-        "ends": {p: last[p] + 1 if counts[p] else 0 for p in range(partitions)},
-        "counts": {p: counts[p] for p in range(partitions)},
-        "dense": all(counts[p] == last[p] - first[p] + 1 for p in range(partitions) if counts[p]),
+        "rate": production.rate,
+        "undelivered": production.undelivered,
+        "errors": len(production.errors),
+        "first_error": production.errors[0] if production.errors else None,
+        "ends": dict(enumerate(production.ends)),
+        "counts": dict(enumerate(production.counts)),
+        "dense": production.dense,
         "cpu_seconds": time.process_time() - cpu_started,
     }
 

@@ -357,3 +357,120 @@ class Heartbeat:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+@dataclass
+class PacedProduction:
+    """What :func:`produce_paced` sent and what the broker acknowledged, per partition (lists
+    indexed by partition number; partitions that got nothing have count 0 and first -1)."""
+
+    sent: int
+    #: From the first message to the last send, before the final flush (s).
+    seconds: float
+    #: Messages still unacknowledged when the final flush gave up.
+    undelivered: int
+    errors: list[str]
+    first: list[int]
+    #: The last acknowledged offset + 1 (0 when nothing was acknowledged).
+    ends: list[int]
+    counts: list[int]
+
+    @property
+    def rate(self) -> float:
+        """The achieved send rate (msgs/s)."""
+        return self.sent / self.seconds if self.seconds else 0.0
+
+    @property
+    def dense(self) -> bool:
+        """Whether every partition's acknowledged offsets leave no gap (count = end - first),
+        so a reader must have seen exactly the offsets below each end."""
+        return all(
+            self.counts[p] == self.ends[p] - self.first[p]
+            for p in range(len(self.counts))
+            if self.counts[p]
+        )
+
+
+def produce_paced(
+    brokers: str,
+    topic: str,
+    *,
+    rate: float,
+    total: int,
+    partitions: Sequence[int],
+    partition_count: int,
+    value: bytes,
+    key_for: Any = None,
+    on_tick: Any = None,
+    linger_ms: int = 0,
+    flush_timeout_s: float = 60.0,
+) -> PacedProduction:
+    """Produce ``total`` messages at ``rate`` msgs/s, round-robin over ``partitions`` of
+    ``topic`` (which has ``partition_count``), each stamped with its send time (ms) and keyed
+    ``key_for(i)`` (no key when None).
+
+    Paced against a schedule (message ``i`` is due ``i / rate`` s after the start), so a slow
+    moment is caught up with a short burst rather than lost. After each burst, ``poll(0)``
+    serves the delivery callbacks and ``on_tick(elapsed_s)`` runs. The topic's metadata is
+    fetched first: a message produced before the producer knows its partition's leader would
+    wait in its queue, and its latency would be that round trip's."""
+    producer = Producer(
+        {
+            "bootstrap.servers": brokers,
+            "compression.type": "none",
+            "linger.ms": linger_ms,
+            "queue.buffering.max.messages": 1_000_000,
+        }
+    )
+    producer.list_topics(topic, timeout=30)
+    first = [-1] * partition_count
+    last = [-1] * partition_count
+    counts = [0] * partition_count
+    errors: list[str] = []
+
+    def delivered(error: Any, message: Any) -> None:
+        if error is not None:
+            errors.append(str(error))
+            return
+        partition, offset = message.partition(), message.offset()
+        if first[partition] < 0 or offset < first[partition]:
+            first[partition] = offset
+        last[partition] = max(last[partition], offset)
+        counts[partition] += 1
+
+    sent = 0
+    started = time.perf_counter()
+    while sent < total:
+        elapsed = time.perf_counter() - started
+        due = min(total, int(elapsed * rate) + 1)
+        while sent < due:
+            try:
+                producer.produce(
+                    topic,
+                    value,
+                    key=key_for(sent) if key_for is not None else None,
+                    partition=partitions[sent % len(partitions)],
+                    timestamp=now_ms(),
+                    on_delivery=delivered,
+                )
+            except BufferError:
+                producer.poll(0.01)
+                continue
+            sent += 1
+        producer.poll(0)
+        if on_tick is not None:
+            on_tick(elapsed)
+        wait = started + sent / rate - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+    seconds = time.perf_counter() - started
+    undelivered = producer.flush(flush_timeout_s)
+    return PacedProduction(
+        sent=sent,
+        seconds=seconds,
+        undelivered=undelivered,
+        errors=errors,
+        first=first,
+        ends=[last[p] + 1 if counts[p] else 0 for p in range(partition_count)],
+        counts=counts,
+    )

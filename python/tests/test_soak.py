@@ -17,13 +17,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from typing import IO, Any
 
 import pytest
-from confluent_kafka import Producer
 
-from testkit.kafka import TopicFactory
+from testkit.kafka import TopicFactory, produce_paced
 
 RATE = 20_000
 SECONDS = 120
@@ -102,54 +100,6 @@ def read_line(stream: IO[str], timeout: float) -> str:
     return stream.readline() if ready else ""
 
 
-def produce_paced(
-    brokers: str, topic: str, on_tick: Any
-) -> tuple[list[int], list[int], list[str], float]:
-    """Produce RATE msgs/s for SECONDS s round-robin over the partitions, each stamped with its
-    send time (ms), calling ``on_tick(elapsed_s)`` between bursts. Returns per partition the
-    acknowledged count and the last acknowledged offset + 1, the delivery errors, and the rate
-    achieved (msgs/s)."""
-    producer = Producer({"bootstrap.servers": brokers, "linger.ms": 5, "compression.type": "none"})
-    producer.list_topics(topic, timeout=30)
-    counts = [0] * PARTITIONS
-    ends = [0] * PARTITIONS
-    errors: list[str] = []
-
-    def delivered(error: Any, message: Any) -> None:
-        if error is not None:
-            errors.append(str(error))
-            return
-        counts[message.partition()] += 1
-        ends[message.partition()] = max(ends[message.partition()], message.offset() + 1)
-
-    total, sent = RATE * SECONDS, 0
-    started = time.perf_counter()
-    while sent < total:
-        elapsed = time.perf_counter() - started
-        due = min(total, int(elapsed * RATE) + 1)
-        while sent < due:
-            try:
-                producer.produce(
-                    topic,
-                    VALUE,
-                    partition=sent % PARTITIONS,
-                    timestamp=int(time.time() * 1000),
-                    on_delivery=delivered,
-                )
-            except BufferError:
-                producer.poll(0.01)
-                continue
-            sent += 1
-        producer.poll(0)
-        on_tick(elapsed)
-        wait = started + sent / RATE - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
-    rate = sent / (time.perf_counter() - started)
-    assert producer.flush(60) == 0, "the producer could not deliver everything within 60 s"
-    return counts, ends, errors, rate
-
-
 # Following 20,000 msgs/s for two minutes, ConsumerManager returns every acknowledged offset of
 # every partition exactly once and in offset order, its RSS after minute 2 is within 10 % of its
 # RSS after minute 1, and fewer than 1 % of the rows come later than 2 s.
@@ -177,7 +127,19 @@ def test_soak_manager_follows_20k_per_second(topics: TopicFactory, brokers: str)
                 if minute >= 1 and minute not in rss:
                     rss[minute] = rss_kib(child.pid)
 
-            counts, ends, errors, rate = produce_paced(brokers, topic, sample)
+            production = produce_paced(
+                brokers,
+                topic,
+                rate=RATE,
+                total=RATE * SECONDS,
+                partitions=range(PARTITIONS),
+                partition_count=PARTITIONS,
+                value=VALUE,
+                on_tick=sample,
+                linger_ms=5,
+            )
+            counts, ends, rate = production.counts, production.ends, production.rate
+            assert production.undelivered == 0, "the producer could not deliver everything"
             rss[SECONDS // 60] = rss_kib(child.pid)
             child.stdin.write(json.dumps(ends) + "\n")
             child.stdin.close()
@@ -196,7 +158,7 @@ def test_soak_manager_follows_20k_per_second(topics: TopicFactory, brokers: str)
 
     # The producer's record: no errors, and each partition's acknowledged offsets are exactly
     # 0 .. end - 1 (a fresh topic, one producer).
-    assert errors == []
+    assert production.errors == []
     assert counts == ends
     assert sum(counts) == RATE * SECONDS
     # Every partition read from 0 up to its end, each row the one after the last: exactly once,
