@@ -13,7 +13,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -400,8 +400,8 @@ def produce_paced(
     partitions: Sequence[int],
     partition_count: int,
     value: bytes,
-    key_for: Any = None,
-    on_tick: Any = None,
+    key_for: Callable[[int], bytes | None] | None = None,
+    on_tick: Callable[[float], None] | None = None,
     linger_ms: int = 0,
     flush_timeout_s: float = 60.0,
 ) -> PacedProduction:

@@ -153,14 +153,10 @@ impl<T, K: Fn(&T) -> (i64, i64)> OrderedMerge<T, K> {
     /// nothing to say is not waited for, one with a backlog still is. Does nothing to a
     /// finished source.
     pub fn mark_at_end(&mut self, source: usize) {
-        let state = &mut self.sources[source];
-        if state.finished {
-            return;
-        }
-        state.at_end = true;
-        if state.items.is_empty() && !state.suspended {
-            state.suspended = true;
-            self.waiting -= 1;
+        if !self.sources[source].finished {
+            self.sources[source].at_end = true;
+            // Empty already: nothing to release first.
+            self.suspend(source);
         }
     }
 
