@@ -21,7 +21,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::error::{kafka_reason, Error, Result};
 use crate::message::KafkaMessage;
-use crate::record::{Fields, Record, TimestampType, LIBRDKAFKA_MESSAGE_OVERHEAD};
+use crate::record::{Chunk, Fields, Payloads, Record, TimestampType};
 use crate::resolve::PartitionRange;
 use crate::settings::ClientSettings;
 
@@ -69,7 +69,17 @@ pub struct BudgetSplit {
     /// The most bytes (as records are charged) one call of [`crate::Scan::next_records`]
     /// returns: a caller's output batch, built from those records, is in the budget too.
     pub output_bytes: usize,
+    /// The payload bytes one chunk of copied records holds at most (a larger message gets a
+    /// chunk of its own). A chunk is freed with its last record, so each partition may keep
+    /// up to one chunk of returned records alive: a 16th of the buffers' per-partition share,
+    /// between 4 and 64 KiB.
+    pub chunk_bytes: usize,
 }
+
+/// Bounds of [`BudgetSplit::chunk_bytes`]: a chunk is one allocation for many small records,
+/// and stays below glibc's default mmap threshold (128 KiB).
+const MIN_CHUNK_BYTES: usize = 4 * 1024;
+const MAX_CHUNK_BYTES: usize = 64 * 1024;
 
 /// The most bytes one output batch may hold: well below the 2 GiB that a column with Arrow's
 /// 32-bit offsets can address.
@@ -84,10 +94,11 @@ impl BudgetSplit {
     /// returns (held twice while the caller copies them into its output batch). The rest is
     /// headroom for what cannot be counted exactly.
     ///
-    /// A fetched message keeps its whole fetch response alive until it is released, and a
-    /// response holds data of every partition: a slow partition's few buffered messages pin
-    /// responses full of the fast partitions' (already returned) data. Small responses keep
-    /// that small; the headroom covers it and the allocator's overhead.
+    /// A message in librdkafka's queue keeps its whole fetch response alive until it is
+    /// taken (our buffers hold copies), and a response holds data of every partition: a slow
+    /// partition's few queued messages pin responses full of the fast partitions' (already
+    /// returned) data. Small responses keep that small; the headroom covers it and the
+    /// allocator's overhead.
     pub fn new(max_buffer_bytes: usize, partitions: usize) -> Self {
         let partitions = partitions.max(1);
         // A queue smaller than one record batch (librdkafka producers write up to 1 MB)
@@ -113,6 +124,8 @@ impl BudgetSplit {
             partition_fetch_bytes: fetch_bytes.clamp(MIN_FETCH_BYTES, MAX_PARTITION_FETCH_BYTES),
             fetch_bytes,
             output_bytes: (max_buffer_bytes / 16).min(MAX_OUTPUT_BYTES),
+            chunk_bytes: (max_buffer_bytes / 4 / partitions / 16)
+                .clamp(MIN_CHUNK_BYTES, MAX_CHUNK_BYTES),
         }
     }
 }
@@ -131,6 +144,12 @@ pub(crate) enum Polled {
     /// it delivered. librdkafka reports each end once, until more arrives.
     End,
 }
+
+/// What librdkafka holds per message in its prefetch queues beyond its key and value: the op
+/// it allocates for each message (235 bytes with librdkafka 2.12 on x86-64, measured with
+/// heaptrack) and the record's framing in the fetch response the payloads point into, rounded
+/// up.
+pub(crate) const LIBRDKAFKA_MESSAGE_OVERHEAD: usize = 288;
 
 /// How many messages one batch call may take from a partition queue.
 pub(crate) const MAX_BATCH: usize = 4096;
@@ -254,8 +273,12 @@ pub(crate) struct Fetcher {
     /// The last error librdkafka reported and recovers from by itself (broker down, leader
     /// moving), for the message of a scan that stalls.
     last_problem: Option<String>,
+    /// See [`BudgetSplit::chunk_bytes`].
+    chunk_bytes: usize,
     /// Scratch space for the batch call; empty between calls.
     slots: Vec<*mut rdsys::rd_kafka_message_t>,
+    /// The records of the chunk being filled; empty between calls.
+    pending: Vec<Pending>,
 }
 
 impl Drop for Fetcher {
@@ -379,6 +402,7 @@ impl Fetcher {
         ranges: &[PartitionRange],
         fields: Fields,
         follow: bool,
+        chunk_bytes: usize,
     ) -> Result<Self> {
         let read = |range: &PartitionRange| follow || range.start < range.stop;
         // Split the queues first: once assigned, librdkafka starts fetching and forwards what
@@ -413,7 +437,9 @@ impl Fetcher {
             wakeup,
             fields,
             last_problem: None,
+            chunk_bytes,
             slots: Vec::with_capacity(MAX_BATCH),
+            pending: Vec::new(),
         })
     }
 
@@ -566,54 +592,135 @@ impl Fetcher {
         }
         // SAFETY: librdkafka initialised the first `taken` slots.
         unsafe { self.slots.set_len(taken) };
+        // Each message is copied and destroyed at once, while it is in the cache and on the
+        // thread that took it (see `record::Chunk`). Looked at first: the bytes to copy size
+        // the chunks exactly.
+        let messages: Vec<KafkaMessage> = self
+            .slots
+            .drain(..)
+            .filter_map(NonNull::new)
+            // SAFETY: each message is handed over to us once; `KafkaMessage` destroys it.
+            .map(|message| unsafe { KafkaMessage::new(message, self.fields) })
+            .collect();
+        let mut uncopied: usize = messages.iter().map(KafkaMessage::copy_len).sum();
+        let mut chunk = Chunk::default();
         let mut failure = None;
-        for index in 0..taken {
-            let Some(message) = NonNull::new(self.slots[index]) else {
-                continue;
+        for message in messages {
+            let record = match classify(&message) {
+                Fetched::Record(record) => record,
+                other => {
+                    self.complete_chunk(source, std::mem::take(&mut chunk), sink);
+                    match other {
+                        // The end-of-partition event carries the offset the fetcher reached.
+                        // Not the consumer's position: librdkafka 2.12's batch call moves that
+                        // one past the event's offset, which could end a partition one message
+                        // early.
+                        Fetched::End(offset) if bounded && offset >= range.stop => {
+                            sink.push(Polled::Done);
+                        }
+                        Fetched::End(_) => sink.push(Polled::End),
+                        Fetched::Failed(code, reason) => {
+                            let reason = settings.redact(&reason);
+                            if is_transient_code(code) {
+                                self.last_problem = Some(reason);
+                            } else if failure.is_none() {
+                                failure = Some(Error::Fetch {
+                                    topic: range.topic.clone(),
+                                    partition: Some(range.partition),
+                                    brokers: settings.brokers().to_owned(),
+                                    reason,
+                                });
+                            }
+                        }
+                        Fetched::Record(_) => {}
+                    }
+                    continue;
+                }
             };
-            // SAFETY: each message is handed over to us once; from here `KafkaMessage` owns it.
-            let message = unsafe {
-                KafkaMessage::new(message, Arc::clone(&self.consumer), self.fields.headers)
-            };
-            match classify(source, message, self.fields) {
-                Fetched::Record(record) => {
-                    if bounded && record.offset >= range.stop {
-                        sink.push(Polled::PastStop(record));
-                    } else {
-                        sink.push(Polled::Record(record));
-                    }
-                }
-                // The end-of-partition event carries the offset the fetcher reached. Not the
-                // consumer's position: librdkafka 2.12's batch call moves that one past the
-                // event's offset, which could end a partition one message early.
-                Fetched::End(offset) => {
-                    if bounded && offset >= range.stop {
-                        sink.push(Polled::Done);
-                    } else {
-                        sink.push(Polled::End);
-                    }
-                }
-                Fetched::Failed(code, reason) => {
-                    let reason = settings.redact(&reason);
-                    if is_transient_code(code) {
-                        self.last_problem = Some(reason);
-                    } else if failure.is_none() {
-                        failure = Some(Error::Fetch {
-                            topic: range.topic.clone(),
-                            partition: Some(range.partition),
-                            brokers: settings.brokers().to_owned(),
-                            reason,
-                        });
-                    }
-                }
+            let len = message.copy_len();
+            if !chunk.is_empty() && chunk.len() + len > self.chunk_bytes {
+                self.complete_chunk(source, std::mem::take(&mut chunk), sink);
             }
+            if chunk.capacity() == 0 {
+                chunk = Chunk::with_capacity(uncopied.min(self.chunk_bytes.max(len)));
+            }
+            let payloads = match message.copy_into(&mut chunk) {
+                Some(payloads) => payloads,
+                None => {
+                    // Past a chunk's 4 GiB of spans: the message starts a chunk of its own.
+                    self.complete_chunk(source, std::mem::take(&mut chunk), sink);
+                    chunk = Chunk::with_capacity(len);
+                    match message.copy_into(&mut chunk) {
+                        Some(payloads) => payloads,
+                        None => {
+                            failure.get_or_insert_with(|| Error::Fetch {
+                                topic: range.topic.clone(),
+                                partition: Some(range.partition),
+                                brokers: settings.brokers().to_owned(),
+                                reason: format!(
+                                    "the message at offset {} has {len} bytes of key, value \
+                                     and headers, more than 4 GiB",
+                                    record.offset
+                                ),
+                            });
+                            continue;
+                        }
+                    }
+                }
+            };
+            uncopied -= len;
+            let past_stop = bounded && record.offset >= range.stop;
+            self.pending.push(Pending {
+                record,
+                payloads,
+                past_stop,
+            });
+            // The message is destroyed here, its payloads copied.
         }
-        self.slots.clear();
+        self.complete_chunk(source, chunk, sink);
         match failure {
             Some(error) => Err(error),
             None => Ok(taken),
         }
     }
+
+    /// Turn the pending records, whose payloads are in `chunk`, into records that share it,
+    /// in order.
+    fn complete_chunk(&mut self, source: usize, chunk: Chunk, sink: &mut Vec<Polled>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let chunk = Arc::new(chunk);
+        let source = u32::try_from(source).unwrap_or(u32::MAX);
+        for pending in self.pending.drain(..) {
+            let Pending {
+                record,
+                payloads,
+                past_stop,
+            } = pending;
+            let record = Record::in_chunk(
+                source,
+                record.offset,
+                record.timestamp_ms,
+                record.timestamp_type,
+                &chunk,
+                payloads,
+            );
+            sink.push(if past_stop {
+                Polled::PastStop(record)
+            } else {
+                Polled::Record(record)
+            });
+        }
+    }
+}
+
+/// A record whose chunk is still being filled.
+struct Pending {
+    record: RecordMeta,
+    payloads: Payloads,
+    /// At or past the range's stop.
+    past_stop: bool,
 }
 
 /// Split off the queue of `range`'s partition, waking `wakeup` when it receives something.
@@ -637,14 +744,22 @@ fn split_queue(
 /// protocol's record batch format).
 const NO_TIMESTAMP: i64 = -1;
 
+/// What a record carries besides its payloads.
+#[derive(Debug, Clone, Copy)]
+struct RecordMeta {
+    offset: i64,
+    timestamp_ms: Option<i64>,
+    timestamp_type: Option<TimestampType>,
+}
+
 /// A message out of a partition queue: a record, the end of the partition, or an error.
 enum Fetched {
-    Record(Record),
+    Record(RecordMeta),
     End(i64),
     Failed(RDKafkaErrorCode, String),
 }
 
-fn classify(source: usize, message: KafkaMessage, fields: Fields) -> Fetched {
+fn classify(message: &KafkaMessage) -> Fetched {
     let raw = message.raw();
     let offset = raw.offset;
     match raw.err {
@@ -665,20 +780,17 @@ fn classify(source: usize, message: KafkaMessage, fields: Fields) -> Fetched {
                 }
                 _ => (None, None),
             };
-            Fetched::Record(Record::fetched(
-                u32::try_from(source).unwrap_or(u32::MAX),
+            Fetched::Record(RecordMeta {
                 offset,
                 timestamp_ms,
                 timestamp_type,
-                message,
-                fields.headers,
-            ))
+            })
         }
         rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF => Fetched::End(offset),
         code => {
             let code = RDKafkaErrorCode::from(code);
             // For error messages, the payload is librdkafka's description.
-            let reason = match message.value() {
+            let reason = match message.payload() {
                 Some(text) if !text.is_empty() => {
                     format!("{code} ({})", String::from_utf8_lossy(text))
                 }

@@ -1,65 +1,61 @@
-//! A message still held in librdkafka's memory.
+//! A message taken from librdkafka, for the moment its payloads are copied.
 //!
 //! librdkafka parses a fetch response into messages whose keys and values point into the
-//! response buffer. Holding on to the message, rather than copying its payloads into a buffer
-//! of our own, means a payload is copied exactly once on its way out: from the fetch buffer into
-//! the DuckDB vector or the Arrow array. No allocation of ours per message either.
+//! response buffer. A scan copies what it reads of each message into a chunk of its own (see
+//! [`crate::record::Chunk`]) and destroys the message right away, on the thread that took it:
+//! holding messages instead kept each one's op and its whole fetch response alive, and freeing
+//! them later, cold, cost more than the copy.
 
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_void};
 use std::ptr::NonNull;
-use std::sync::Arc;
 
 use rdkafka::bindings as rdsys;
-use rdkafka::consumer::BaseConsumer;
+
+use crate::record::{Chunk, Fields, Payloads};
 
 /// One fetched message, owned: destroyed (and its share of the fetch buffer released) on drop.
+/// It lives only inside one poll of the consumer that fetched it.
 ///
-/// The key, value and header list are looked up once, when the message is taken, while it is
-/// in the cache: building a batch later reads them from here, not from librdkafka's message.
-/// That matters for headers most: librdkafka caches a parsed header list, but not the absence
-/// of one, so each lookup on a message without headers allocated and freed a parse buffer.
+/// The key, value and header list are looked up once, when the message is taken. That matters
+/// for headers most: librdkafka caches a parsed header list, but not the absence of one, so
+/// each lookup on a message without headers allocated and freed a parse buffer.
 pub(crate) struct KafkaMessage {
     message: NonNull<rdsys::rd_kafka_message_t>,
+    /// The key, when the scan reads keys.
     key: Option<(NonNull<u8>, usize)>,
+    /// The value, when the scan reads values.
     value: Option<(NonNull<u8>, usize)>,
     /// The parsed header list; `None` when there is none or it was not asked for.
     headers: Option<NonNull<rdsys::rd_kafka_headers_t>>,
-    /// A message must not outlive its client: librdkafka's teardown waits for the partitions
-    /// and buffers messages refer to.
-    _client: Arc<BaseConsumer>,
 }
 
-// SAFETY: a librdkafka message may be read and destroyed from any thread; `KafkaMessage` is
-// not `Sync`, so it is used by one thread at a time (parsing headers mutates it lazily).
-unsafe impl Send for KafkaMessage {}
-
 impl KafkaMessage {
-    /// Take ownership of `message`, which came out of `client`'s queues. With `headers`, its
-    /// headers are parsed now; without, it has none (a scan that does not read them).
+    /// Take ownership of `message`, looking up the `fields` the scan reads.
     ///
     /// # Safety
-    /// `message` must be a live message that nothing else destroys.
-    pub(crate) unsafe fn new(
-        message: NonNull<rdsys::rd_kafka_message_t>,
-        client: Arc<BaseConsumer>,
-        headers: bool,
-    ) -> Self {
+    /// `message` must be a live message that nothing else destroys, and its consumer must
+    /// outlive the returned value.
+    pub(crate) unsafe fn new(message: NonNull<rdsys::rd_kafka_message_t>, fields: Fields) -> Self {
         // SAFETY: live until drop, per the caller.
         let raw = unsafe { message.as_ref() };
         let slice =
             |data: *mut c_void, len: usize| NonNull::new(data.cast::<u8>()).map(|d| (d, len));
+        let is_record = raw.err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
         Self {
-            key: slice(raw.key, raw.key_len),
-            value: slice(raw.payload, raw.len),
-            headers: if headers {
+            key: (is_record && fields.key)
+                .then(|| slice(raw.key, raw.key_len))
+                .flatten(),
+            value: (is_record && fields.value)
+                .then(|| slice(raw.payload, raw.len))
+                .flatten(),
+            headers: if is_record && fields.headers {
                 // SAFETY: the message is live.
                 unsafe { headers_of(message) }
             } else {
                 None
             },
             message,
-            _client: client,
         }
     }
 
@@ -68,22 +64,59 @@ impl KafkaMessage {
         unsafe { self.message.as_ref() }
     }
 
-    /// The key; `None` for a null key.
-    pub(crate) fn key(&self) -> Option<&[u8]> {
-        // SAFETY: librdkafka guarantees `key_len` bytes at `key`, alive with the message.
-        self.key
-            .map(|(data, len)| unsafe { std::slice::from_raw_parts(data.as_ptr(), len) })
+    /// The raw payload, whatever the scan reads: for an error event, librdkafka's
+    /// description.
+    pub(crate) fn payload(&self) -> Option<&[u8]> {
+        let raw = self.raw();
+        // SAFETY: librdkafka guarantees `len` bytes at `payload`, alive with the message.
+        NonNull::new(raw.payload.cast::<u8>())
+            .map(|data| unsafe { std::slice::from_raw_parts(data.as_ptr(), raw.len) })
     }
 
-    /// The value; `None` for a tombstone.
-    pub(crate) fn value(&self) -> Option<&[u8]> {
-        // SAFETY: as for the key.
-        self.value
-            .map(|(data, len)| unsafe { std::slice::from_raw_parts(data.as_ptr(), len) })
+    /// The bytes of the key or value `part` of this message.
+    fn part(&self, (data, len): (NonNull<u8>, usize)) -> &[u8] {
+        // SAFETY: librdkafka guarantees `len` bytes at `data`, alive with the message.
+        unsafe { std::slice::from_raw_parts(data.as_ptr(), len) }
+    }
+
+    /// The bytes [`KafkaMessage::copy_into`] copies: the key, value and headers the scan reads.
+    pub(crate) fn copy_len(&self) -> usize {
+        let len = |part: Option<(NonNull<u8>, usize)>| part.map_or(0, |(_, len)| len);
+        len(self.key)
+            + len(self.value)
+            + self
+                .headers()
+                .map(|(key, value)| key.len() + value.map_or(0, <[u8]>::len))
+                .sum::<usize>()
+    }
+
+    /// Copy the key, value and headers the scan reads into `chunk`. `None` when they do not
+    /// fit in its 4 GiB of spans; the chunk may then hold part of them, unreferenced.
+    pub(crate) fn copy_into(&self, chunk: &mut Chunk) -> Option<Payloads> {
+        let mut copy = |part: Option<(NonNull<u8>, usize)>| match part {
+            Some(part) => chunk.push(self.part(part)).map(Some),
+            None => Some(None),
+        };
+        let key = copy(self.key)?;
+        let value = copy(self.value)?;
+        let mut headers = Vec::with_capacity(self.header_count());
+        for (name, value) in self.headers() {
+            let name = chunk.push(name)?;
+            let value = match value {
+                Some(value) => Some(chunk.push(value)?),
+                None => None,
+            };
+            headers.push((name, value));
+        }
+        Some(Payloads {
+            key,
+            value,
+            headers,
+        })
     }
 
     /// How many headers the message has (none when they were not asked for).
-    pub(crate) fn header_count(&self) -> usize {
+    fn header_count(&self) -> usize {
         // SAFETY: `headers` is live with the message.
         self.headers.map_or(0, |headers| unsafe {
             rdsys::rd_kafka_header_cnt(headers.as_ptr())

@@ -292,7 +292,14 @@ impl Scan {
         if options.max_buffer_bytes < DEFAULT_MAX_BUFFER_BYTES {
             crate::memory::return_large_blocks_to_system();
         }
-        let fetcher = Fetcher::assign(consumer, settings, &ranges, options.fields, options.follow)?;
+        let fetcher = Fetcher::assign(
+            consumer,
+            settings,
+            &ranges,
+            options.fields,
+            options.follow,
+            budget.chunk_bytes,
+        )?;
         let mut merge = new_merge(ranges.len(), options.ordered);
         for (source, range) in ranges.iter().enumerate() {
             if range.start >= range.stop {
