@@ -19,9 +19,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use crate::chunk::{ChunkPool, ChunkWriter};
 use crate::error::{kafka_reason, Error, Result};
 use crate::message::KafkaMessage;
-use crate::record::{Chunk, Fields, Payloads, Record, TimestampType};
+use crate::record::{Fields, Record, TimestampType};
 use crate::resolve::PartitionRange;
 use crate::settings::ClientSettings;
 
@@ -69,10 +70,10 @@ pub struct BudgetSplit {
     /// The most bytes (as records are charged) one call of [`crate::Scan::next_records`]
     /// returns: a caller's output batch, built from those records, is in the budget too.
     pub output_bytes: usize,
-    /// The payload bytes one chunk of copied records holds at most (a larger message gets a
-    /// chunk of its own). A chunk is freed with its last record, so each partition may keep
-    /// up to one chunk of returned records alive: a 16th of the buffers' per-partition share,
-    /// between 4 and 64 KiB.
+    /// The size of the chunks records are copied into (a larger message gets a chunk of its
+    /// own; see [`crate::chunk`]). A chunk is freed with its last record, and each partition
+    /// has one being filled, so each may keep up to two chunks alive beyond what its buffered
+    /// records are charged: a 16th of the buffers' per-partition share, between 4 and 64 KiB.
     pub chunk_bytes: usize,
 }
 
@@ -273,12 +274,12 @@ pub(crate) struct Fetcher {
     /// The last error librdkafka reported and recovers from by itself (broker down, leader
     /// moving), for the message of a scan that stalls.
     last_problem: Option<String>,
-    /// See [`BudgetSplit::chunk_bytes`].
-    chunk_bytes: usize,
+    /// The buffers records are copied into (see [`BudgetSplit::chunk_bytes`]).
+    pool: Arc<ChunkPool>,
+    /// Per source, the chunk its next records are copied into.
+    writers: Vec<Option<ChunkWriter>>,
     /// Scratch space for the batch call; empty between calls.
     slots: Vec<*mut rdsys::rd_kafka_message_t>,
-    /// The records of the chunk being filled; empty between calls.
-    pending: Vec<Pending>,
 }
 
 impl Drop for Fetcher {
@@ -402,7 +403,7 @@ impl Fetcher {
         ranges: &[PartitionRange],
         fields: Fields,
         follow: bool,
-        chunk_bytes: usize,
+        budget: &BudgetSplit,
     ) -> Result<Self> {
         let read = |range: &PartitionRange| follow || range.start < range.stop;
         // Split the queues first: once assigned, librdkafka starts fetching and forwards what
@@ -437,9 +438,10 @@ impl Fetcher {
             wakeup,
             fields,
             last_problem: None,
-            chunk_bytes,
+            // Free buffers kept for reuse: up to an eighth of our buffers' share.
+            pool: ChunkPool::new(budget.chunk_bytes, budget.buffers / 8),
+            writers: ranges.iter().map(|_| None).collect(),
             slots: Vec::with_capacity(MAX_BATCH),
-            pending: Vec::new(),
         })
     }
 
@@ -484,6 +486,7 @@ impl Fetcher {
                 reason: settings.redact(&kafka_reason(&error)),
             })?;
         self.queues.extend(queues);
+        self.writers.extend(ranges.iter().map(|_| None));
         Ok(())
     }
 
@@ -593,134 +596,80 @@ impl Fetcher {
         // SAFETY: librdkafka initialised the first `taken` slots.
         unsafe { self.slots.set_len(taken) };
         // Each message is copied and destroyed at once, while it is in the cache and on the
-        // thread that took it (see `record::Chunk`). Looked at first: the bytes to copy size
-        // the chunks exactly.
-        let messages: Vec<KafkaMessage> = self
-            .slots
-            .drain(..)
-            .filter_map(NonNull::new)
-            // SAFETY: each message is handed over to us once; `KafkaMessage` destroys it.
-            .map(|message| unsafe { KafkaMessage::new(message, self.fields) })
-            .collect();
-        let mut uncopied: usize = messages.iter().map(KafkaMessage::copy_len).sum();
-        let mut chunk = Chunk::default();
+        // thread that took it (see `crate::chunk`).
         let mut failure = None;
-        for message in messages {
-            let record = match classify(&message) {
-                Fetched::Record(record) => record,
-                other => {
-                    self.complete_chunk(source, std::mem::take(&mut chunk), sink);
-                    match other {
-                        // The end-of-partition event carries the offset the fetcher reached.
-                        // Not the consumer's position: librdkafka 2.12's batch call moves that
-                        // one past the event's offset, which could end a partition one message
-                        // early.
-                        Fetched::End(offset) if bounded && offset >= range.stop => {
-                            sink.push(Polled::Done);
-                        }
-                        Fetched::End(_) => sink.push(Polled::End),
-                        Fetched::Failed(code, reason) => {
-                            let reason = settings.redact(&reason);
-                            if is_transient_code(code) {
-                                self.last_problem = Some(reason);
-                            } else if failure.is_none() {
-                                failure = Some(Error::Fetch {
-                                    topic: range.topic.clone(),
-                                    partition: Some(range.partition),
-                                    brokers: settings.brokers().to_owned(),
-                                    reason,
-                                });
-                            }
-                        }
-                        Fetched::Record(_) => {}
-                    }
-                    continue;
-                }
+        let index = u32::try_from(source).unwrap_or(u32::MAX);
+        for slot in 0..taken {
+            let Some(message) = NonNull::new(self.slots[slot]) else {
+                continue;
             };
-            let len = message.copy_len();
-            if !chunk.is_empty() && chunk.len() + len > self.chunk_bytes {
-                self.complete_chunk(source, std::mem::take(&mut chunk), sink);
-            }
-            if chunk.capacity() == 0 {
-                chunk = Chunk::with_capacity(uncopied.min(self.chunk_bytes.max(len)));
-            }
-            let payloads = match message.copy_into(&mut chunk) {
-                Some(payloads) => payloads,
-                None => {
-                    // Past a chunk's 4 GiB of spans: the message starts a chunk of its own.
-                    self.complete_chunk(source, std::mem::take(&mut chunk), sink);
-                    chunk = Chunk::with_capacity(len);
-                    match message.copy_into(&mut chunk) {
-                        Some(payloads) => payloads,
-                        None => {
-                            failure.get_or_insert_with(|| Error::Fetch {
-                                topic: range.topic.clone(),
-                                partition: Some(range.partition),
-                                brokers: settings.brokers().to_owned(),
-                                reason: format!(
-                                    "the message at offset {} has {len} bytes of key, value \
-                                     and headers, more than 4 GiB",
-                                    record.offset
-                                ),
-                            });
-                            continue;
-                        }
+            // SAFETY: each message is handed over to us once; `KafkaMessage` destroys it,
+            // here, while the consumer lives.
+            let message = unsafe { KafkaMessage::new(message, self.fields) };
+            match classify(&message) {
+                Fetched::Record(meta) => {
+                    let len = message.copy_len();
+                    let writer = match &mut self.writers[source] {
+                        Some(writer) if writer.room() >= len => writer,
+                        slot => slot.insert(ChunkWriter::open(&self.pool, len)),
+                    };
+                    let Some(payloads) = message.copy_into(writer) else {
+                        // Only past the 4 GiB a chunk's spans address.
+                        failure.get_or_insert_with(|| Error::Fetch {
+                            topic: range.topic.clone(),
+                            partition: Some(range.partition),
+                            brokers: settings.brokers().to_owned(),
+                            reason: format!(
+                                "the message at offset {} has {len} bytes of key, value and \
+                                 headers, more than kafkars can hold (4 GiB)",
+                                meta.offset
+                            ),
+                        });
+                        continue;
+                    };
+                    let record = Record::in_chunk(
+                        index,
+                        meta.offset,
+                        meta.timestamp_ms,
+                        meta.timestamp_type,
+                        writer.chunk(),
+                        payloads,
+                    );
+                    sink.push(if bounded && meta.offset >= range.stop {
+                        Polled::PastStop(record)
+                    } else {
+                        Polled::Record(record)
+                    });
+                }
+                // The end-of-partition event carries the offset the fetcher reached. Not the
+                // consumer's position: librdkafka 2.12's batch call moves that one past the
+                // event's offset, which could end a partition one message early.
+                Fetched::End(offset) if bounded && offset >= range.stop => {
+                    sink.push(Polled::Done);
+                }
+                Fetched::End(_) => sink.push(Polled::End),
+                Fetched::Failed(code, reason) => {
+                    let reason = settings.redact(&reason);
+                    if is_transient_code(code) {
+                        self.last_problem = Some(reason);
+                    } else if failure.is_none() {
+                        failure = Some(Error::Fetch {
+                            topic: range.topic.clone(),
+                            partition: Some(range.partition),
+                            brokers: settings.brokers().to_owned(),
+                            reason,
+                        });
                     }
                 }
-            };
-            uncopied -= len;
-            let past_stop = bounded && record.offset >= range.stop;
-            self.pending.push(Pending {
-                record,
-                payloads,
-                past_stop,
-            });
-            // The message is destroyed here, its payloads copied.
+            }
+            // The message is destroyed here.
         }
-        self.complete_chunk(source, chunk, sink);
+        self.slots.clear();
         match failure {
             Some(error) => Err(error),
             None => Ok(taken),
         }
     }
-
-    /// Turn the pending records, whose payloads are in `chunk`, into records that share it,
-    /// in order.
-    fn complete_chunk(&mut self, source: usize, chunk: Chunk, sink: &mut Vec<Polled>) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let chunk = Arc::new(chunk);
-        let source = u32::try_from(source).unwrap_or(u32::MAX);
-        for pending in self.pending.drain(..) {
-            let Pending {
-                record,
-                payloads,
-                past_stop,
-            } = pending;
-            let record = Record::in_chunk(
-                source,
-                record.offset,
-                record.timestamp_ms,
-                record.timestamp_type,
-                &chunk,
-                payloads,
-            );
-            sink.push(if past_stop {
-                Polled::PastStop(record)
-            } else {
-                Polled::Record(record)
-            });
-        }
-    }
-}
-
-/// A record whose chunk is still being filled.
-struct Pending {
-    record: RecordMeta,
-    payloads: Payloads,
-    /// At or past the range's stop.
-    past_stop: bool,
 }
 
 /// Split off the queue of `range`'s partition, waking `wakeup` when it receives something.

@@ -35,6 +35,7 @@
 //! ```
 
 pub mod batch;
+mod chunk;
 pub mod decode;
 mod error;
 mod fetch;

@@ -12,7 +12,8 @@ use std::ptr::NonNull;
 
 use rdkafka::bindings as rdsys;
 
-use crate::record::{Chunk, Fields, Payloads};
+use crate::chunk::ChunkWriter;
+use crate::record::{Fields, Payloads};
 
 /// One fetched message, owned: destroyed (and its share of the fetch buffer released) on drop.
 /// It lives only inside one poll of the consumer that fetched it.
@@ -91,8 +92,9 @@ impl KafkaMessage {
     }
 
     /// Copy the key, value and headers the scan reads into `chunk`. `None` when they do not
-    /// fit in its 4 GiB of spans; the chunk may then hold part of them, unreferenced.
-    pub(crate) fn copy_into(&self, chunk: &mut Chunk) -> Option<Payloads> {
+    /// fit in the room it has (see [`KafkaMessage::copy_len`]); it may then hold part of
+    /// them, unreferenced.
+    pub(crate) fn copy_into(&self, chunk: &mut ChunkWriter) -> Option<Payloads> {
         let mut copy = |part: Option<(NonNull<u8>, usize)>| match part {
             Some(part) => chunk.push(self.part(part)).map(Some),
             None => Some(None),

@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use crate::chunk::{Chunk, ChunkWriter, Span};
+
 /// How the broker stamped a message's timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampType {
@@ -54,7 +56,8 @@ impl Fields {
 }
 
 /// A message held by kafkars: where it came from, its timestamp, and its key, value and headers,
-/// copied out of librdkafka into a [`Chunk`] it shares with the records fetched with it.
+/// copied out of librdkafka into a chunk it shares with the partition's neighbouring records
+/// (see [`crate::chunk`]).
 #[derive(Debug)]
 pub struct Record {
     /// Index of the partition it came from in the scan's partition list.
@@ -75,70 +78,7 @@ pub struct Record {
     charged: usize,
 }
 
-/// Where a key, value or header lies in its record's chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Span {
-    start: u32,
-    len: u32,
-}
-
-/// The payload bytes of a run of consecutive records of one partition, freed with the last of
-/// them.
-///
-/// Why copies, and why in chunks: a librdkafka message that is held keeps its op (235 bytes)
-/// and its whole fetch response alive, and destroying it later, cold and on another thread
-/// than the one that allocated it, was the largest single cost of our reading thread (12 % of
-/// a scan's samples in `free`). A record's payloads are copied once more, into a chunk filled
-/// in fetch order, and the message is destroyed at once, as a plain consumer would; a chunk
-/// is one allocation for many records, released as one. Over 1,000 partitions, held messages
-/// had kept the whole topic's responses alive (900 MB at a 256 MiB budget).
-#[derive(Debug, Default)]
-pub(crate) struct Chunk {
-    bytes: Vec<u8>,
-}
-
-impl Chunk {
-    /// An empty chunk with room for `capacity` bytes.
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
-        Self {
-            bytes: Vec::with_capacity(capacity),
-        }
-    }
-
-    /// Bytes it has room for without growing.
-    pub(crate) fn capacity(&self) -> usize {
-        self.bytes.capacity()
-    }
-
-    /// Bytes written so far.
-    pub(crate) fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    /// Whether nothing was written.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
-    /// Append `bytes` and say where they lie, or `None` when the chunk would pass 4 GiB (the
-    /// caller starts a new chunk; no Kafka message comes near that size).
-    pub(crate) fn push(&mut self, bytes: &[u8]) -> Option<Span> {
-        let start = u32::try_from(self.bytes.len()).ok()?;
-        let len = u32::try_from(bytes.len()).ok()?;
-        start.checked_add(len)?;
-        self.bytes.extend_from_slice(bytes);
-        Some(Span { start, len })
-    }
-
-    fn get(&self, span: Span) -> &[u8] {
-        let start = span.start as usize;
-        // Spans are made by `push` on this chunk, so they are in bounds.
-        &self.bytes[start..start + span.len as usize]
-    }
-}
-
-/// A record's payloads as spans of a chunk still being filled: what [`Record::in_chunk`] needs
-/// once the chunk is complete.
+/// Where a record's payloads lie in its chunk: what [`Record::in_chunk`] needs.
 #[derive(Debug, Default)]
 pub(crate) struct Payloads {
     pub(crate) key: Option<Span>,
@@ -173,8 +113,19 @@ impl Record {
         value: Option<Box<[u8]>>,
         headers: Vec<Header>,
     ) -> Self {
-        let mut chunk = Chunk::default();
-        let mut push = |bytes: &[u8]| chunk.push(bytes).expect("a hand-built record under 4 GiB");
+        let len = |bytes: Option<&[u8]>| bytes.map_or(0, <[u8]>::len);
+        let total = len(key.as_deref())
+            + len(value.as_deref())
+            + headers
+                .iter()
+                .map(|header| header.key.len() + len(header.value.as_deref()))
+                .sum::<usize>();
+        let mut writer = ChunkWriter::exact(total);
+        let mut push = |bytes: &[u8]| {
+            writer
+                .push(bytes)
+                .expect("a hand-built record's payloads under 4 GiB")
+        };
         let payloads = Payloads {
             key: key.as_deref().map(&mut push),
             value: value.as_deref().map(&mut push),
@@ -193,7 +144,7 @@ impl Record {
             offset,
             timestamp_ms,
             timestamp_type,
-            &Arc::new(chunk),
+            writer.chunk(),
             payloads,
         )
     }
@@ -207,10 +158,10 @@ impl Record {
         chunk: &Arc<Chunk>,
         payloads: Payloads,
     ) -> Self {
-        let len = |span: Option<Span>| span.map_or(0, |span| span.len as usize);
+        let len = |span: Option<Span>| span.map_or(0, Span::len);
         let mut charged = RECORD_OVERHEAD + len(payloads.key) + len(payloads.value);
         for (key, value) in &payloads.headers {
-            charged += HEADER_OVERHEAD + key.len as usize + len(*value);
+            charged += HEADER_OVERHEAD + key.len() + len(*value);
         }
         let empty =
             payloads.key.is_none() && payloads.value.is_none() && payloads.headers.is_empty();
@@ -283,18 +234,19 @@ mod tests {
 
     #[test]
     fn test_records_share_their_chunk_and_read_back_their_spans() {
-        let mut chunk = Chunk::with_capacity(16);
+        let mut writer = ChunkWriter::exact(16);
         let first = Payloads {
-            key: chunk.push(b"k1"),
-            value: chunk.push(b"value-1"),
-            headers: vec![(chunk.push(b"h").unwrap(), None)],
+            key: writer.push(b"k1"),
+            value: writer.push(b"value-1"),
+            headers: vec![(writer.push(b"h").unwrap(), None)],
         };
         let second = Payloads {
             key: None,
-            value: chunk.push(b"v2"),
+            value: writer.push(b"v2"),
             headers: Vec::new(),
         };
-        let chunk = Arc::new(chunk);
+        let chunk = Arc::clone(writer.chunk());
+        drop(writer);
         let records = [
             Record::in_chunk(
                 0,

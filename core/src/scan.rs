@@ -298,7 +298,7 @@ impl Scan {
             &ranges,
             options.fields,
             options.follow,
-            budget.chunk_bytes,
+            &budget,
         )?;
         let mut merge = new_merge(ranges.len(), options.ordered);
         for (source, range) in ranges.iter().enumerate() {
