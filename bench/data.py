@@ -218,6 +218,10 @@ def datasets(quick: bool) -> dict[str, Dataset]:
     return dict(zip(roles, sets, strict=True))
 
 
+#: How long a watermark request is retried while the broker reports a retriable error (s).
+WATERMARK_RETRY_S = 30
+
+
 class Broker:
     """Admin, watermarks and production against one bootstrap address; the Avro set's schemas
     in the Schema Registry at ``registry``."""
@@ -238,12 +242,21 @@ class Broker:
         partitions = sorted(metadata.topics[topic].partitions)
 
         def offsets(spec: OffsetSpec) -> dict[int, int]:
-            futures = self.admin.list_offsets(
-                {TopicPartition(topic, p): spec for p in partitions},
-                isolation_level=IsolationLevel.READ_UNCOMMITTED,
-                request_timeout=30,
-            )
-            return {tp.partition: future.result().offset for tp, future in futures.items()}
+            deadline = time.monotonic() + WATERMARK_RETRY_S
+            while True:
+                futures = self.admin.list_offsets(
+                    {TopicPartition(topic, p): spec for p in partitions},
+                    isolation_level=IsolationLevel.READ_UNCOMMITTED,
+                    request_timeout=30,
+                )
+                try:
+                    return {tp.partition: future.result().offset for tp, future in futures.items()}
+                except KafkaException as error:
+                    # Right after the broker starts, it answers UNKNOWN_LEADER_EPOCH until its
+                    # partitions are loaded; the admin client reports that instead of retrying.
+                    if not error.args[0].retriable() or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
 
         low, high = offsets(OffsetSpec.earliest()), offsets(OffsetSpec.latest())
         return {p: (low[p], high[p]) for p in partitions}
