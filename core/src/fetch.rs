@@ -71,7 +71,7 @@ pub struct BudgetSplit {
     /// returns: a caller's output batch, built from those records, is in the budget too.
     pub output_bytes: usize,
     /// The size of the chunks records are copied into (a larger message gets a chunk of its
-    /// own; see [`crate::chunk`]). A chunk is freed with its last record, and each partition
+    /// own; see the `chunk` module). A chunk is freed with its last record, and each partition
     /// has one being filled, so each may keep up to two chunks alive beyond what its buffered
     /// records are charged: a 16th of the buffers' per-partition share, between 4 and 64 KiB.
     pub chunk_bytes: usize,

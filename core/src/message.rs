@@ -2,7 +2,7 @@
 //!
 //! librdkafka parses a fetch response into messages whose keys and values point into the
 //! response buffer. A scan copies what it reads of each message into a chunk of its own (see
-//! [`crate::record::Chunk`]) and destroys the message right away, on the thread that took it:
+//! [`crate::chunk`]) and destroys the message right away, on the thread that took it:
 //! holding messages instead kept each one's op and its whole fetch response alive, and freeing
 //! them later, cold, cost more than the copy.
 

@@ -57,7 +57,7 @@ impl Fields {
 
 /// A message held by kafkars: where it came from, its timestamp, and its key, value and headers,
 /// copied out of librdkafka into a chunk it shares with the partition's neighbouring records
-/// (see [`crate::chunk`]).
+/// (see the `chunk` module).
 #[derive(Debug)]
 pub struct Record {
     /// Index of the partition it came from in the scan's partition list.
