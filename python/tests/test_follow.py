@@ -111,9 +111,11 @@ def test_follow_limit_waits_for_new_messages(
 
 
 # Through DuckDB's Arrow reader on a kafkars.connect() connection, a followed scan hands each
-# message over as it arrives: five messages trickling in 0.3 s apart, over narrow columns,
-# all reach a batch_size=1 reader, each soon after it was acknowledged. (With DuckDB's
-# streaming buffer left at 100 KB, none came out: it waited for the buffer to fill.)
+# message over as it arrives: messages trickling in 0.3 s apart, over narrow columns, reach a
+# batch_size=1 reader one by one, in order, while the query runs. (With DuckDB's streaming
+# buffer left at 100 KB, none came out: it waited for the buffer to fill.) A row may wait for
+# the next message, never longer: when the reading thread runs the scan itself, DuckDB asks
+# for the next chunk before it hands over the last one (README, Known limitations).
 def test_follow_arrow_reader_streams_each_message(topics: TopicFactory, brokers: str) -> None:
     topic = topics.create("trickle", partitions=2)
     con = kafkars.connect()
@@ -139,7 +141,7 @@ def test_follow_arrow_reader_streams_each_message(topics: TopicFactory, brokers:
     thread.start()
     time.sleep(1.0)
     acknowledged = []
-    for i in range(5):
+    for i in range(6):
         topics.produce(topic, [Message(i % 2, f"k{i}".encode(), b"live", now_ms())])
         acknowledged.append(time.monotonic())
         time.sleep(0.3)
@@ -149,13 +151,15 @@ def test_follow_arrow_reader_streams_each_message(topics: TopicFactory, brokers:
     rows = [(p, o) for p, o, _ in arrived]
     # DuckDB sees the interrupt once the waiting scan returns: one more message ends the wait.
     con.interrupt()
-    topics.produce(topic, [Message(1, b"end", b"wake up", now_ms())])
+    topics.produce(topic, [Message(0, b"end", b"wake up", now_ms())])
     thread.join(10)
     assert not thread.is_alive()
     con.close()
     assert rows[:5] == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2)]
-    latencies = [at - sent for (_, _, at), sent in zip(arrived[:5], acknowledged, strict=True)]
-    assert max(latencies) < 1.0, latencies
+    # Row i is out within a second of message i + 1's acknowledgement (0.3 s and a produce
+    # call after its own), however DuckDB shares the work between its threads.
+    late = [at - acknowledged[i + 1] for i, (_, _, at) in enumerate(arrived[:5])]
+    assert max(late) < 1.0, late
 
 
 # policy 'latest' with follow returns no history, only messages produced after the query

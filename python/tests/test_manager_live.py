@@ -77,6 +77,26 @@ def test_manager_live_silent_partitions(topics: TopicFactory, brokers: str) -> N
             assert latency < LIVE_LATENCY_S, latency
 
 
+# Partitions that had nothing to replay are at the end of their logs too: on a topic with no
+# message yet, the first one, produced to one partition of four, arrives within a second
+# though idle_timeout_ms is a minute.
+def test_manager_live_empty_partitions(topics: TopicFactory, brokers: str) -> None:
+    topic = topics.create("empty", partitions=4)
+    with ConsumerManager(
+        config=config(brokers),
+        topics=[SourceTopic.from_earliest(topic)],
+        idle_timeout_ms=60_000,
+    ) as manager:
+        polled = poll_until_live(manager)
+        assert polled.records == []
+        topics.produce(topic, [Message(3, b"first", b"live", now_ms())])
+        acknowledged = time.monotonic()
+        polled = poll_count(manager, 1, limit_s=10, timeout_ms=100, polled=polled)
+        latency = time.monotonic() - acknowledged
+        assert [(r.partition, r.offset, r.key) for r in polled.records] == [(3, 0, b"first")]
+        assert latency < LIVE_LATENCY_S, latency
+
+
 # Live, a partition at the end of its log that stays silent does not hold the others back:
 # the backlog already written past the cutoff to three partitions of four comes at once, not
 # after idle_timeout_ms (a minute here), and in strict order, since each partition with a
