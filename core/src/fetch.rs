@@ -22,7 +22,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use crate::chunk::{ChunkPool, ChunkWriter};
 use crate::error::{kafka_reason, Error, Result};
 use crate::message::KafkaMessage;
-use crate::record::{Fields, Record, TimestampType};
+use crate::record::{Fields, Payloads, Record, TimestampType};
 use crate::resolve::PartitionRange;
 use crate::settings::ClientSettings;
 
@@ -608,31 +608,37 @@ impl Fetcher {
             let message = unsafe { KafkaMessage::new(message, self.fields) };
             match classify(&message) {
                 Fetched::Record(meta) => {
-                    let len = message.copy_len();
-                    let writer = match &mut self.writers[source] {
-                        Some(writer) if writer.room() >= len => writer,
-                        slot => slot.insert(ChunkWriter::open(&self.pool, len)),
-                    };
-                    let Some(payloads) = message.copy_into(writer) else {
-                        // Only past the 4 GiB a chunk's spans address.
-                        failure.get_or_insert_with(|| Error::Fetch {
-                            topic: range.topic.clone(),
-                            partition: Some(range.partition),
-                            brokers: settings.brokers().to_owned(),
-                            reason: format!(
-                                "the message at offset {} has {len} bytes of key, value and \
-                                 headers, more than kafkars can hold (4 GiB)",
-                                meta.offset
-                            ),
-                        });
-                        continue;
+                    let (chunk, payloads) = if message.has_payloads() {
+                        let len = message.copy_len();
+                        let writer = match &mut self.writers[source] {
+                            Some(writer) if writer.room() >= len => writer,
+                            slot => slot.insert(ChunkWriter::open(&self.pool, len)),
+                        };
+                        let Some(payloads) = message.copy_into(writer) else {
+                            // Only past the 4 GiB a chunk's spans address.
+                            failure.get_or_insert_with(|| Error::Fetch {
+                                topic: range.topic.clone(),
+                                partition: Some(range.partition),
+                                brokers: settings.brokers().to_owned(),
+                                reason: format!(
+                                    "the message at offset {} has {len} bytes of key, value \
+                                     and headers, more than kafkars can hold (4 GiB)",
+                                    meta.offset
+                                ),
+                            });
+                            continue;
+                        };
+                        (Some(writer.chunk()), payloads)
+                    } else {
+                        // Nothing to copy: no chunk is opened for the partition.
+                        (None, Payloads::default())
                     };
                     let record = Record::in_chunk(
                         index,
                         meta.offset,
                         meta.timestamp_ms,
                         meta.timestamp_type,
-                        writer.chunk(),
+                        chunk,
                         payloads,
                     );
                     sink.push(if bounded && meta.offset >= range.stop {

@@ -80,6 +80,13 @@ impl KafkaMessage {
         unsafe { std::slice::from_raw_parts(data.as_ptr(), len) }
     }
 
+    /// Whether [`KafkaMessage::copy_into`] has anything to write: a key, value or header list
+    /// the scan reads (an empty key or value counts, it is not NULL). Without, the record
+    /// needs no chunk: `SELECT count(*)` reads none.
+    pub(crate) fn has_payloads(&self) -> bool {
+        self.key.is_some() || self.value.is_some() || self.headers.is_some()
+    }
+
     /// The bytes [`KafkaMessage::copy_into`] copies: the key, value and headers the scan reads.
     pub(crate) fn copy_len(&self) -> usize {
         let len = |part: Option<(NonNull<u8>, usize)>| part.map_or(0, |(_, len)| len);

@@ -144,18 +144,19 @@ impl Record {
             offset,
             timestamp_ms,
             timestamp_type,
-            writer.chunk(),
+            Some(writer.chunk()),
             payloads,
         )
     }
 
-    /// A record whose payloads were written into `chunk`.
+    /// A record whose payloads were written into `chunk`; `None` only for a record without
+    /// payloads (nothing was copied, so no chunk was opened for it).
     pub(crate) fn in_chunk(
         source: u32,
         offset: i64,
         timestamp_ms: Option<i64>,
         timestamp_type: Option<TimestampType>,
-        chunk: &Arc<Chunk>,
+        chunk: Option<&Arc<Chunk>>,
         payloads: Payloads,
     ) -> Self {
         let len = |span: Option<Span>| span.map_or(0, Span::len);
@@ -165,12 +166,16 @@ impl Record {
         }
         let empty =
             payloads.key.is_none() && payloads.value.is_none() && payloads.headers.is_empty();
+        debug_assert!(
+            empty || chunk.is_some(),
+            "payload spans without their chunk"
+        );
         Self {
             source,
             offset,
             timestamp_ms,
             timestamp_type,
-            chunk: (!empty).then(|| Arc::clone(chunk)),
+            chunk: chunk.filter(|_| !empty).cloned(),
             key: payloads.key,
             value: payloads.value,
             headers: payloads.headers.into_boxed_slice(),
@@ -253,11 +258,12 @@ mod tests {
                 7,
                 Some(1),
                 Some(TimestampType::CreateTime),
-                &chunk,
+                Some(&chunk),
                 first,
             ),
-            Record::in_chunk(0, 8, None, None, &chunk, second),
-            Record::in_chunk(0, 9, None, None, &chunk, Payloads::default()),
+            Record::in_chunk(0, 8, None, None, Some(&chunk), second),
+            Record::in_chunk(0, 9, None, None, Some(&chunk), Payloads::default()),
+            Record::in_chunk(0, 10, None, None, None, Payloads::default()),
         ];
         assert_eq!(
             Arc::strong_count(&chunk),
@@ -278,6 +284,8 @@ mod tests {
         assert_eq!(records[1].value(), Some(&b"v2"[..]));
         assert_eq!(records[1].header_count(), 0);
         assert_eq!((records[2].key(), records[2].value()), (None, None));
+        assert_eq!((records[3].key(), records[3].value()), (None, None));
+        assert_eq!(records[3].buffered_bytes(), RECORD_OVERHEAD);
         assert_eq!(records[1].buffered_bytes(), RECORD_OVERHEAD + 2);
         drop(records);
         assert_eq!(Arc::strong_count(&chunk), 1, "freed with its last record");
