@@ -609,13 +609,21 @@ impl Fetcher {
             match classify(&message) {
                 Fetched::Record(meta) => {
                     let (chunk, payloads) = if message.has_payloads() {
-                        let len = message.copy_len();
-                        let writer = match &mut self.writers[source] {
-                            Some(writer) if writer.room() >= len => writer,
-                            slot => slot.insert(ChunkWriter::open(&self.pool, len)),
-                        };
-                        let Some(payloads) = message.copy_into(writer) else {
+                        let slot = &mut self.writers[source];
+                        let mut writer = slot.get_or_insert_with(|| {
+                            ChunkWriter::open(&self.pool, message.copy_len())
+                        });
+                        // Try the open chunk first: measuring the message beforehand would
+                        // read its headers twice. When it does not fit, what was written of
+                        // it stays unreferenced at the chunk's end.
+                        let mut copied = message.copy_into(writer);
+                        if copied.is_none() {
+                            writer = slot.insert(ChunkWriter::open(&self.pool, message.copy_len()));
+                            copied = message.copy_into(writer);
+                        }
+                        let Some(payloads) = copied else {
                             // Only past the 4 GiB a chunk's spans address.
+                            let len = message.copy_len();
                             failure.get_or_insert_with(|| Error::Fetch {
                                 topic: range.topic.clone(),
                                 partition: Some(range.partition),

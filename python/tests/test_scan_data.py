@@ -4,6 +4,7 @@ headers, null keys, tombstones, large messages and broker-set timestamps."""
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 
 import duckdb
@@ -246,6 +247,43 @@ def test_scan_headers_null_keys_tombstones(
         (False, False, 1),
         (False, False, 100),
     ]
+
+
+# At the smallest budget each partition copies into 4 KiB chunks: messages of mixed sizes
+# with headers (some larger than a chunk, some empty or NULL) overflow them again and again,
+# and every key, value and header reads back, through kafka_scan and ConsumerManager.
+def test_scan_payloads_across_chunk_boundaries(
+    con: duckdb.DuckDBPyConnection, topics: TopicFactory, brokers: str
+) -> None:
+    rng = random.Random(53)
+
+    def payload() -> bytes | None:
+        size = rng.choice([None, 0, 1, rng.randrange(2, 600), rng.randrange(600, 9000)])
+        return None if size is None else rng.randbytes(size)
+
+    messages = [
+        Message(
+            i % 2,
+            payload(),
+            payload(),
+            BASE_TIMESTAMP_MS + i,
+            [(f"h{j}", payload()) for j in range(rng.randrange(0, 4))],
+        )
+        for i in range(600)
+    ]
+    topic = topics.create("chunks", partitions=2, messages=messages)
+    log = as_stored(topic, 2, messages)
+    assert read_back(brokers, topic) == log
+    budget = 64 * 1024
+    rows = scan(con, f"kafka_scan('{topic}', brokers := '{brokers}', max_buffer_bytes := {budget})")
+    assert rows == expected_scan(log)
+    with ConsumerManager(
+        config={"bootstrap.servers": brokers},
+        topics=[SourceTopic.from_earliest(topic)],
+        max_buffer_bytes=budget,
+    ) as manager:
+        polled = poll_until_live(manager)
+    assert polled.records == expected_scan(log)
 
 
 # A 5 MB message between small ones reads back whole.
