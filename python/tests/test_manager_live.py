@@ -14,6 +14,7 @@ import time
 from kafkars import ConsumerManager, SourceTopic
 from testkit.kafka import BASE_TIMESTAMP_MS, Message, TopicFactory, now_ms, round_robin
 from testkit.scan import (
+    Polled,
     Record,
     as_stored,
     batch_records,
@@ -31,6 +32,22 @@ def config(brokers: str) -> dict[str, str]:
     return {"bootstrap.servers": brokers}
 
 
+def produce_and_poll(
+    topics: TopicFactory,
+    topic: str,
+    manager: ConsumerManager,
+    message: Message,
+    count: int,
+    polled: Polled | None = None,
+) -> tuple[Polled, float]:
+    """Produce ``message``, then poll until ``count`` records in all; returns what was polled
+    and the seconds from the producer's acknowledgement to the end of the polling."""
+    topics.produce(topic, [message])
+    acknowledged = time.monotonic()
+    polled = poll_count(manager, count, limit_s=10, timeout_ms=100, polled=polled)
+    return polled, time.monotonic() - acknowledged
+
+
 # After is_live(), each message produced (five, one at a time) comes out of poll within a
 # second of the producer's acknowledgement, at the next offset.
 def test_manager_live_latency(topics: TopicFactory, brokers: str) -> None:
@@ -40,10 +57,9 @@ def test_manager_live_latency(topics: TopicFactory, brokers: str) -> None:
         assert poll_until_live(m).records == expected_scan(as_stored(topic, 1, history))
         latencies = []
         for i in range(5):
-            topics.produce(topic, [Message(0, f"live{i}".encode(), b"live", now_ms())])
-            acknowledged = time.monotonic()
-            polled = poll_count(m, 1, limit_s=10, timeout_ms=100)
-            latencies.append(time.monotonic() - acknowledged)
+            message = Message(0, f"live{i}".encode(), b"live", now_ms())
+            polled, latency = produce_and_poll(topics, topic, m, message, 1)
+            latencies.append(latency)
             assert [(r.offset, r.key) for r in polled.records] == [(5 + i, f"live{i}".encode())]
             assert m.is_live()
         assert max(latencies) < LIVE_LATENCY_S, latencies
@@ -67,10 +83,8 @@ def test_manager_live_silent_partitions(topics: TopicFactory, brokers: str) -> N
         for count, (partition, key, stamp) in enumerate(
             [(2, b"alone", now_ms()), (1, b"old", BASE_TIMESTAMP_MS - 86_400_000)], start=41
         ):
-            topics.produce(topic, [Message(partition, key, b"live", stamp)])
-            acknowledged = time.monotonic()
-            polled = poll_count(manager, count, limit_s=10, timeout_ms=100, polled=polled)
-            latency = time.monotonic() - acknowledged
+            message = Message(partition, key, b"live", stamp)
+            polled, latency = produce_and_poll(topics, topic, manager, message, count, polled)
             [record] = polled.records[count - 1 :]
             assert (record.partition, record.offset, record.key) == (partition, 10, key)
             assert record.timestamp_ms == stamp
@@ -89,10 +103,8 @@ def test_manager_live_empty_partitions(topics: TopicFactory, brokers: str) -> No
     ) as manager:
         polled = poll_until_live(manager)
         assert polled.records == []
-        topics.produce(topic, [Message(3, b"first", b"live", now_ms())])
-        acknowledged = time.monotonic()
-        polled = poll_count(manager, 1, limit_s=10, timeout_ms=100, polled=polled)
-        latency = time.monotonic() - acknowledged
+        message = Message(3, b"first", b"live", now_ms())
+        polled, latency = produce_and_poll(topics, topic, manager, message, 1, polled)
         assert [(r.partition, r.offset, r.key) for r in polled.records] == [(3, 0, b"first")]
         assert latency < LIVE_LATENCY_S, latency
 
