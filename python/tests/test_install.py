@@ -27,6 +27,7 @@ import duckdb
 import pytest
 
 from testkit.cli import cli_rows
+from testkit.extension import footer_fields
 from testkit.kafka import BASE_TIMESTAMP_MS, BROKERS, Message, TopicFactory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,13 +147,6 @@ def test_repository_layout(extension: Path) -> None:
         folder = REPOSITORY / version / "linux_amd64"
         assert (folder / "kafkars.duckdb_extension").read_bytes() == expected, version
         assert gzip.decompress((folder / "kafkars.duckdb_extension.gz").read_bytes()) == expected
-
-
-def footer_fields(extension: Path) -> list[str]:
-    """The eight 32-byte text fields of DuckDB's extension footer: the last 512 bytes are
-    those fields, then the 256-byte signature."""
-    footer = extension.read_bytes()[-512:]
-    return [footer[i * 32 : (i + 1) * 32].rstrip(b"\0").decode() for i in range(8)]
 
 
 def test_one_version_everywhere(

@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 import kafkars
+from testkit.extension import footer_fields
 
 
 # The extension file is inside the installed package and carries DuckDB's footer.
@@ -16,10 +17,13 @@ def test_extension_path_points_into_the_package() -> None:
     path = Path(kafkars.extension_path())
     assert path.name == "kafkars.duckdb_extension"
     assert path.parent == Path(kafkars.__file__).parent
-    tail = path.read_bytes()[-534:]
-    assert tail[:22] == b"\x00\x93\x04\x10duckdb_signature\x80\x04"
-    fields = [tail[22 + 32 * i : 54 + 32 * i].rstrip(b"\x00").decode() for i in range(8)]
-    assert fields[3:] == ["C_STRUCT", f"v{kafkars.__version__}", "v1.5.6", "linux_amd64", "4"]
+    assert footer_fields(path)[3:] == [
+        "C_STRUCT",
+        f"v{kafkars.__version__}",
+        "v1.5.6",
+        "linux_amd64",
+        "4",
+    ]
 
 
 # connect() gives a connection where the functions exist and streaming is tuned.
