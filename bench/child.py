@@ -208,6 +208,31 @@ def kafka_scan_arrow(params: Params) -> Result:
     return drain_batches(clock, reader)
 
 
+def duckdb_arrow_alone(params: Params) -> Result:
+    """The memory section's reference, with no Kafka at all: DuckDB's Arrow reader over
+    ``params["messages"]`` rows that ``range()`` makes in ``kafka_scan``'s schema, each with a
+    distinct ``params["size"]``-byte value, through the connection and batch size of
+    :func:`kafka_scan_arrow`. What it holds is DuckDB's own: its streaming result and the
+    Arrow batches it builds, which no ``max_buffer_bytes`` of ours can bound."""
+    messages, size = int(params["messages"]), int(params["size"])
+    partitions = int(params["partitions"])
+    # A distinct value per row (a counter after filler), so that no row shares another's bytes.
+    digits = len(str(max(messages - 1, 0)))
+    if size < digits:
+        raise ValueError(f"size must be at least {digits} bytes for {messages} rows, got {size}")
+    value = f"(repeat('x', {size - digits}) || lpad(i::VARCHAR, {digits}, '0'))::BLOB"
+    query = (
+        f"SELECT {sql_string(params['topic'])} AS topic, (i % {partitions})::INTEGER AS partition,"
+        f' i // {partitions} AS "offset", to_timestamp(i / 1000) AS timestamp,'
+        f" 'CreateTime' AS timestamp_type, NULL::BLOB AS key, {value} AS value,"
+        f" []::STRUCT(key VARCHAR, value BLOB)[] AS headers FROM range({messages}) AS t(i)"
+    )
+    con = kafkars_connection()
+    clock = Clock()
+    reader = con.sql(query).to_arrow_reader(batch_size=params.get("batch_size", 10_000))
+    return drain_batches(clock, reader)
+
+
 def _manager_batches(clock: Clock, manager: Any) -> Iterable[Any]:
     """Poll a manager (kafkars' or kafkarrow's, same interface) until its replay is done."""
     while True:
@@ -458,6 +483,7 @@ READERS: dict[str, Callable[[Params], Result]] = {
     "kafka_scan_count": kafka_scan_count,
     "kafka_scan_avro": kafka_scan_avro,
     "kafka_scan_arrow": kafka_scan_arrow,
+    "duckdb_arrow_alone": duckdb_arrow_alone,
     "consumer_manager": consumer_manager,
     "consumer_manager_avro": consumer_manager_avro,
     "kafkarrow_manager": kafkarrow_manager,

@@ -145,6 +145,14 @@ AVRO_PEER, AVRO_RAW = "confluent_avro", "kafka_scan_raw"
 #: kafkars reads.
 MEMORY_READERS = ("kafka_scan", "kafka_scan_arrow", "consumer_manager", "kafka_scan_unordered")
 MEMORY_DATASETS = ("skew", "skew-10x")
+#: The memory section's reference, once per set: DuckDB's Arrow reader over the same rows made
+#: by ``range()``, no Kafka, no budget. What the Arrow reader's figure owes to DuckDB itself.
+MEMORY_REFERENCE = Reader(
+    "duckdb_arrow_alone",
+    "DuckDB alone, no Kafka: range() rows like kafka_scan's -> Arrow reader",
+    MAIN,
+    "duckdb_arrow_alone",
+)
 #: The readers compared on 8 and on 1,000 partitions (the 100-byte set's messages).
 PARTITION_READERS = (
     "limit",
@@ -625,8 +633,18 @@ def many_partitions(
 
 
 def memory(sets: dict[str, Dataset], broker: Broker, options: Options) -> list[dict[str, Any]]:
-    """Every kafkars reader at every budget of :data:`MEMORY_BUDGETS` on both skewed sets."""
+    """Every kafkars reader at every budget of :data:`MEMORY_BUDGETS` on both skewed sets, and
+    :data:`MEMORY_REFERENCE` once per set (its entries have no ``budget_mib``)."""
     entries = []
+    for role in MEMORY_DATASETS:
+        dataset = sets[role]
+        print(f"memory reference (DuckDB alone, no Kafka): {dataset.name}'s rows", flush=True)
+        shape = {
+            "messages": dataset.messages,
+            "size": dataset.size,
+            "partitions": dataset.partitions,
+        }
+        entries.append(measure(MEMORY_REFERENCE, dataset, broker, options, shape))
     for budget in MEMORY_BUDGETS:
         for role in MEMORY_DATASETS:
             print(f"memory (max_buffer_bytes = {budget // MIB} MiB): {sets[role].name}", flush=True)
