@@ -12,7 +12,6 @@ Ray is an optional dependency: ``pip install 'kafkars[ray]'``.
 from __future__ import annotations
 
 import functools
-import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -36,10 +35,6 @@ __all__ = ["KafkaRangesDatasource", "RetriableReadError", "read_kafka"]
 #: Default attempts after the first for a range whose read failed with a
 #: :class:`RetriableReadError`.
 DEFAULT_MAX_RETRIES = 3
-
-# Fault injection for the tests: a directory in which each range's first read attempt
-# leaves a marker and fails. Not an API.
-_FAIL_ONCE_ENV = "_KAFKARS_RAY_FAIL_ONCE_DIR"
 
 
 class RetriableReadError(KafkarsError):
@@ -135,7 +130,6 @@ def _read_task(
 
     A retried task yields the same blocks again: every batch but the last holds exactly
     ``batch_size`` rows, so block boundaries do not depend on fetch timing."""
-    _maybe_fail_once(offset_range)
     try:
         reader = read_range(config, offset_range, columns, **read_options)
         empty = True
@@ -152,20 +146,6 @@ def _read_task(
         raise
     except KafkarsError as error:
         raise RetriableReadError(f"{error} (reading {offset_range})") from error
-
-
-def _maybe_fail_once(offset_range: OffsetRange) -> None:
-    directory = os.environ.get(_FAIL_ONCE_ENV)
-    if not directory:
-        return
-    marker = os.path.join(
-        directory, f"{offset_range.topic}-{offset_range.partition}-{offset_range.start}"
-    )
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return
-    raise RetriableReadError(f"injected failure of the first attempt at {offset_range}")
 
 
 def read_kafka(

@@ -19,17 +19,29 @@ import kafkars
 import kafkars.ray
 from kafkars import OffsetRange, SourceTopic
 from testkit.kafka import BASE_TIMESTAMP_MS, Message, TopicFactory
+from testkit.ray_faults import FAIL_ONCE_ENV
 from testkit.scan import read_back
 
 SECOND = 1000
-#: The test-only switch of kafkars.ray: each range's first read attempt fails.
-FAIL_ONCE = "_KAFKARS_RAY_FAIL_ONCE_DIR"
+REPO = Path(__file__).resolve().parents[2]
+PYTHONPATH = os.environ.get("PYTHONPATH", "")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_cluster() -> Iterator[None]:
     """One local Ray cluster for the module: two CPUs, loopback only, no dashboard."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        # Read tasks fail once where a test asks (testkit.ray_faults); the others are untouched.
+        # Ray runs the hook before it gives workers the driver's sys.path, so the repository
+        # (where testkit is) comes through PYTHONPATH.
+        runtime_env={
+            "worker_process_setup_hook": "testkit.ray_faults.install",
+            "env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), PYTHONPATH]))},
+        },
+    )
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield
     ray.shutdown()
@@ -215,7 +227,7 @@ def test_read_kafka_retries_a_failed_task(
         config(brokers),
         [SourceTopic.from_earliest(topic)],
         split_size=20,
-        ray_remote_args={"runtime_env": {"env_vars": {FAIL_ONCE: str(tmp_path)}}},
+        ray_remote_args={"runtime_env": {"env_vars": {FAIL_ONCE_ENV: str(tmp_path)}}},
     )
     assert rows(dataset) == expected(messages)
     # One marker per non-empty range: each failed once, then succeeded.
@@ -226,7 +238,7 @@ def test_read_kafka_retries_a_failed_task(
         config(brokers),
         [SourceTopic.from_earliest(topic)],
         max_retries=0,
-        ray_remote_args={"runtime_env": {"env_vars": {FAIL_ONCE: str(tmp_path / "again")}}},
+        ray_remote_args={"runtime_env": {"env_vars": {FAIL_ONCE_ENV: str(tmp_path / "again")}}},
     )
     with pytest.raises(Exception, match="injected failure of the first attempt"):
         failing.materialize()
