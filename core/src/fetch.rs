@@ -540,6 +540,24 @@ impl Fetcher {
         }
     }
 
+    /// How many events (messages, and the end or error events among them) partition
+    /// `source`'s queue holds now; 0 for a partition with nothing to read.
+    pub(crate) fn queued(&self, source: usize) -> usize {
+        self.queues[source].as_ref().map_or(0, |queue| {
+            // SAFETY: the queue handle lives as long as `self`; the call only reads a count
+            // under the queue's lock.
+            unsafe { rdsys::rd_kafka_queue_length(queue.queue.as_ptr()) }
+        })
+    }
+
+    /// Have the next [`Fetcher::poll`] of `source` look at its queue even if no arrival was
+    /// announced since the last one.
+    pub(crate) fn mark_ready(&self, source: usize) {
+        if let Some(queue) = &self.queues[source] {
+            queue.signal.ready.store(true, Ordering::Release);
+        }
+    }
+
     /// Start a round of polls: arrivals from now on end the next [`Fetcher::wait`] early.
     pub(crate) fn begin_round(&self) {
         self.wakeup.reset();

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+import subprocess
+import sys
 
 import duckdb
 
@@ -52,3 +54,70 @@ def test_small_buffer_same_rows_as_default(
     )
     assert fetch(con, query.format("")) == expected
     assert fetch(con, query.format(", max_buffer_bytes := 1048576")) == expected
+
+
+#: A topic whose every partition is one record batch of small messages (produced partition by
+#: partition), with timestamps interleaved across partitions.
+ONE_BATCH_PARTITIONS, ONE_BATCH_MESSAGES = 200, 2_000
+#: Measured in a fresh process: peak - baseline RSS of the scan below.
+MEASURE_SCAN = """
+import sys
+import kafkars
+
+def kib(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+
+con = kafkars.connect()
+base = kib("VmRSS")
+with open("/proc/self/clear_refs", "w") as refs:
+    refs.write("5")  # resets VmHWM to the current RSS
+[(rows,)] = con.sql(sys.argv[1]).fetchall()
+print(rows, (kib("VmHWM") - base) // 1024)
+"""
+
+
+# 200 partitions of one record batch each (2,000 messages of 100 B): the ordered merge needs
+# every partition's first message, so the whole topic arrives before the first row, far more
+# than a 16 MiB budget. The scan then holds its own copies of what librdkafka fetched (about
+# 100 bytes a record for a count) instead of leaving the messages in librdkafka's queues
+# (about 390 bytes each, with their fetch responses): 47 MiB above the process's baseline
+# against 159 MiB before. The rows and their order are exactly the order model's.
+def test_one_batch_partitions_held_as_copies(
+    con: duckdb.DuckDBPyConnection, topics: TopicFactory, brokers: str
+) -> None:
+    messages = [
+        Message(p, None, b"v" * 100, BASE_TIMESTAMP_MS + j * ONE_BATCH_PARTITIONS + p)
+        for p in range(ONE_BATCH_PARTITIONS)
+        for j in range(ONE_BATCH_MESSAGES)
+    ]
+    topic = topics.create(
+        "one-batch",
+        partitions=ONE_BATCH_PARTITIONS,
+        messages=messages,
+        producer_config={
+            "linger.ms": 1000,
+            "batch.size": 1_000_000,
+            "batch.num.messages": 100_000,
+            "queue.buffering.max.messages": 1_000_000,
+            "queue.buffering.max.kbytes": 1_048_576,
+        },
+    )
+    scan = f"kafka_scan('{topic}', brokers := '{brokers}', max_buffer_bytes := 16777216)"
+    measured = subprocess.run(
+        [sys.executable, "-c", MEASURE_SCAN, f"SELECT count(*) FROM {scan}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert measured.returncode == 0, measured.stderr
+    rows, peak_mib = map(int, measured.stdout.split())
+    assert rows == len(messages)
+    assert peak_mib < 96, f"peak - baseline {peak_mib} MiB"
+    expected = [
+        (r.partition, r.offset)
+        for r in expected_scan(as_stored(topic, ONE_BATCH_PARTITIONS, messages))
+    ]
+    assert fetch(con, f'SELECT "partition", "offset" FROM {scan}') == expected
