@@ -90,9 +90,10 @@ impl BudgetSplit {
     /// Split `max_buffer_bytes` for `partitions` partitions: a quarter for our buffers, an
     /// eighth (up to a half, to hold one record batch per partition) for librdkafka's
     /// per-partition queues (in payload bytes and, for small messages, in messages), fetch
-    /// responses of a 64th (at most 1 MiB; many partitions share up to a 16th), and a 16th
-    /// for the records one call
-    /// returns (held twice while the caller copies them into its output batch). The rest is
+    /// responses of a 64th (at most 1 MiB; many partitions share up to a 16th), and a 32nd
+    /// for the records one call returns. Those are held up to three times: as records while
+    /// the caller builds its output batch, in that batch, and in the caller's previous batch,
+    /// which a loop over batches still holds while it asks for the next. The rest is
     /// headroom for what cannot be counted exactly.
     ///
     /// A message in librdkafka's queue keeps its whole fetch response alive until it is
@@ -124,7 +125,7 @@ impl BudgetSplit {
             // what one fetch brings for all partitions together.
             partition_fetch_bytes: fetch_bytes.clamp(MIN_FETCH_BYTES, MAX_PARTITION_FETCH_BYTES),
             fetch_bytes,
-            output_bytes: (max_buffer_bytes / 16).min(MAX_OUTPUT_BYTES),
+            output_bytes: (max_buffer_bytes / 32).min(MAX_OUTPUT_BYTES),
             chunk_bytes: (max_buffer_bytes / 4 / partitions / 16)
                 .clamp(MIN_CHUNK_BYTES, MAX_CHUNK_BYTES),
         }
@@ -852,9 +853,10 @@ mod tests {
             split.queue_messages,
             4 * 1_048_576 / LIBRDKAFKA_MESSAGE_OVERHEAD
         );
-        assert_eq!(split.output_bytes, 16 * 1_048_576);
+        assert_eq!(split.output_bytes, 8 * 1_048_576);
         // Output batches stay far below what Arrow's 32-bit offsets address.
         assert_eq!(BudgetSplit::new(64 << 30, 8).output_bytes, 1 << 30);
+        assert_eq!(BudgetSplit::new(64 << 20, 8).output_bytes, 2 << 20);
 
         // A tiny budget with many partitions still gives librdkafka legal values.
         let split = BudgetSplit::new(1_048_576, 1000);

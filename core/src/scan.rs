@@ -442,7 +442,7 @@ impl Scan {
     }
 
     /// Append up to `max` more rows, in order, to `out`. Returns once `out` holds `max` more
-    /// rows or rows of [`BudgetSplit::output_bytes`] (a 16th of `max_buffer_bytes`: the
+    /// rows or rows of [`BudgetSplit::output_bytes`] (a 32nd of `max_buffer_bytes`: the
     /// caller's output is in the budget too), once the scan is done, once at least one row
     /// was added and no more is ready, or when `deadline` passes (possibly with no row).
     /// Without a deadline a call adds no row only when the scan is done.

@@ -280,9 +280,10 @@ class ConsumerManager:
 
     def poll(self, timeout_ms: int = 1000) -> pa.RecordBatch:
         """Return the next rows, at most ``batch_size``, waiting up to ``timeout_ms`` for the
-        first; a batch with no rows when nothing came in time. A batch holds at most a 16th
+        first; a batch with no rows when nothing came in time. A batch holds at most a 32nd
         of ``max_buffer_bytes`` (as messages are counted against it), so that it is inside
-        the memory budget: with large messages, fewer than ``batch_size`` rows.
+        the memory budget along with the batch before it, which a loop over batches still
+        holds: with large messages, fewer than ``batch_size`` rows.
 
         The GIL is released while waiting and while the batch is built; Ctrl-C interrupts
         the wait. Batches have the kafkars schema: ``topic, partition, offset, timestamp,
