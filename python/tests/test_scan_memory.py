@@ -6,11 +6,15 @@ import hashlib
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import duckdb
 
 from testkit.kafka import BASE_TIMESTAMP_MS, Message, TopicFactory
 from testkit.scan import as_stored, expected_scan, fetch
+
+#: The repository: the measuring subprocess runs there, so that it imports testkit.
+REPO = Path(__file__).resolve().parents[2]
 
 VALUE_BYTES = 10_000
 #: Messages per partition: partition 0 holds 60 % of the about 100 MB.
@@ -63,19 +67,14 @@ ONE_BATCH_PARTITIONS, ONE_BATCH_MESSAGES = 200, 2_000
 MEASURE_SCAN = """
 import sys
 import kafkars
-
-def kib(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
+from testkit.proc import status_kib
 
 con = kafkars.connect()
-base = kib("VmRSS")
+base = status_kib("VmRSS")
 with open("/proc/self/clear_refs", "w") as refs:
     refs.write("5")  # resets VmHWM to the current RSS
 [(rows,)] = con.sql(sys.argv[1]).fetchall()
-print(rows, (kib("VmHWM") - base) // 1024)
+print(rows, (status_kib("VmHWM") - base) // 1024)
 """
 
 
@@ -111,6 +110,7 @@ def test_one_batch_partitions_held_as_copies(
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=REPO,
     )
     assert measured.returncode == 0, measured.stderr
     rows, peak_mib = map(int, measured.stdout.split())

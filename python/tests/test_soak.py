@@ -22,6 +22,7 @@ from typing import IO, Any
 import pytest
 
 from testkit.kafka import TopicFactory, produce_paced
+from testkit.proc import status_kib
 
 RATE = 20_000
 SECONDS = 120
@@ -86,15 +87,6 @@ READER = textwrap.dedent(
 )
 
 
-def rss_kib(pid: int) -> int:
-    """The VmRSS of process ``pid`` in KiB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
 def read_line(stream: IO[str], timeout: float) -> str:
     ready, _, _ = select.select([stream], [], [], timeout)
     return stream.readline() if ready else ""
@@ -125,7 +117,7 @@ def test_soak_manager_follows_20k_per_second(topics: TopicFactory, brokers: str)
                 # The first sample after each full minute, the last one just before the end.
                 minute = int(elapsed // 60)
                 if minute >= 1 and minute not in rss:
-                    rss[minute] = rss_kib(child.pid)
+                    rss[minute] = status_kib("VmRSS", child.pid)
 
             production = produce_paced(
                 brokers,
@@ -140,7 +132,7 @@ def test_soak_manager_follows_20k_per_second(topics: TopicFactory, brokers: str)
             )
             counts, ends, rate = production.counts, production.ends, production.rate
             assert production.undelivered == 0, "the producer could not deliver everything"
-            rss[SECONDS // 60] = rss_kib(child.pid)
+            rss[SECONDS // 60] = status_kib("VmRSS", child.pid)
             child.stdin.write(json.dumps(ends) + "\n")
             child.stdin.close()
             # The child reports once it has read up to the ends (or after its own 60 s).
