@@ -610,10 +610,9 @@ impl Scan {
             if left == 0 || self.fetcher.queued(source) < left {
                 continue;
             }
+            // Marked once: a poll that fills its batch marks the queue again itself.
             self.fetcher.mark_ready(source);
-            while !self.merge.is_finished(source) && self.receive(source, MAX_BATCH)? {
-                self.fetcher.mark_ready(source);
-            }
+            while !self.merge.is_finished(source) && self.receive(source, MAX_BATCH)? {}
             took = true;
         }
         self.last_fetched_look = Instant::now();
